@@ -1,0 +1,70 @@
+//! Bearer-token extractors.
+//!
+//! [`Auth`] requires a valid token (401 otherwise); [`MaybeAuth`] is for
+//! public endpoints that show more to a signed-in caller and, like Mastodon,
+//! treats a bad token as no token. Scope and user checks are the use cases'
+//! business ([`starling_core::Principal`]).
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use starling_core::Principal;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub struct Auth(pub Principal);
+
+pub struct MaybeAuth(pub Option<Principal>);
+
+/// The bearer token of a request: `Authorization: Bearer …`, or the
+/// `access_token` query parameter (streaming clients, some scripts).
+pub fn bearer(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    match bearer(parts) {
+        Some(token) => Ok(state.core.authenticate(&token).await?),
+        None => Ok(None),
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        resolve(parts, state)
+            .await?
+            .map(Auth)
+            .ok_or(ApiError::InvalidToken)
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(MaybeAuth(resolve(parts, state).await?))
+    }
+}

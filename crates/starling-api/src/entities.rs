@@ -1,0 +1,281 @@
+//! Mastodon wire types (mastodon-api.md §5), built from domain types.
+//!
+//! Field order and presence follow Mastodon: nullable fields are present as
+//! `null`, arrays are present, ids are strings, datetimes are RFC 3339 with
+//! milliseconds and `Z`.
+
+use serde::Serialize;
+use starling_domain::account::ProfileField;
+use starling_domain::oauth::App;
+use starling_domain::Account;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use crate::settings::ApiSettings;
+
+fn at(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `2025-01-05T12:34:56.789Z`
+pub fn datetime(ms: i64) -> String {
+    let f =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    at(ms).format(&f).unwrap_or_default()
+}
+
+/// `2025-01-05`
+pub fn date(ms: i64) -> String {
+    let f = format_description!("[year]-[month]-[day]");
+    at(ms).format(&f).unwrap_or_default()
+}
+
+/// Plain text as Mastodon renders a bio: paragraphs on blank lines, `<br />`
+/// for single newlines, everything escaped.
+pub fn text_to_html(text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let lines: Vec<String> = p
+                .trim()
+                .lines()
+                .map(|l| html_escape::encode_text(l).into_owned())
+                .collect();
+            format!("<p>{}</p>", lines.join("<br />"))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct Field {
+    pub name: String,
+    pub value: String,
+    pub verified_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SourceField {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Serialize)]
+pub struct AccountJson {
+    pub id: String,
+    pub username: String,
+    pub acct: String,
+    pub display_name: String,
+    pub locked: bool,
+    pub bot: bool,
+    pub discoverable: Option<bool>,
+    pub indexable: bool,
+    pub group: bool,
+    pub hide_collections: Option<bool>,
+    pub noindex: Option<bool>,
+    pub created_at: String,
+    pub note: String,
+    pub url: String,
+    pub uri: String,
+    pub avatar: String,
+    pub avatar_static: String,
+    pub header: String,
+    pub header_static: String,
+    pub followers_count: i64,
+    pub following_count: i64,
+    pub statuses_count: i64,
+    pub last_status_at: Option<String>,
+    pub emojis: Vec<serde_json::Value>,
+    pub fields: Vec<Field>,
+    pub roles: Vec<serde_json::Value>,
+}
+
+impl AccountJson {
+    pub fn new(a: &Account, s: &ApiSettings) -> Self {
+        let avatar = s.url("/avatars/original/missing.png");
+        let header = s.url("/headers/original/missing.png");
+        Self {
+            id: a.id.to_string(),
+            username: a.username.clone(),
+            acct: a.username.clone(),
+            display_name: a.display_name.clone(),
+            locked: a.locked,
+            bot: a.bot,
+            discoverable: Some(a.discoverable),
+            indexable: false,
+            group: false,
+            hide_collections: Some(false),
+            noindex: Some(false),
+            // Mastodon clamps account creation to midnight (privacy).
+            created_at: format!("{}T00:00:00.000Z", date(a.created_at_ms)),
+            note: text_to_html(&a.note),
+            url: s.url(&format!("/@{}", a.username)),
+            uri: s.url(&format!("/users/{}", a.username)),
+            avatar_static: avatar.clone(),
+            avatar,
+            header_static: header.clone(),
+            header,
+            followers_count: a.followers_count,
+            following_count: a.following_count,
+            statuses_count: a.statuses_count,
+            last_status_at: a.last_status_at_ms.map(date),
+            emojis: vec![],
+            fields: a
+                .fields
+                .iter()
+                .map(|f: &ProfileField| Field {
+                    name: html_escape::encode_text(&f.name).into_owned(),
+                    value: html_escape::encode_text(&f.value).into_owned(),
+                    verified_at: None,
+                })
+                .collect(),
+            roles: vec![],
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Source {
+    pub privacy: &'static str,
+    pub sensitive: bool,
+    pub language: String,
+    pub note: String,
+    pub fields: Vec<SourceField>,
+    pub follow_requests_count: i64,
+    pub hide_collections: bool,
+    pub discoverable: bool,
+    pub indexable: bool,
+    pub attribution_domains: Vec<String>,
+    pub quote_policy: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct Role {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub permissions: &'static str,
+    pub color: &'static str,
+    pub highlighted: bool,
+}
+
+/// The caller's own account: Account plus `source` and `role`.
+#[derive(Serialize)]
+pub struct CredentialAccountJson {
+    #[serde(flatten)]
+    pub account: AccountJson,
+    pub source: Source,
+    pub role: Role,
+}
+
+impl CredentialAccountJson {
+    pub fn new(a: &Account, s: &ApiSettings) -> Self {
+        Self {
+            account: AccountJson::new(a, s),
+            source: Source {
+                privacy: a.privacy.as_str(),
+                sensitive: a.sensitive,
+                language: a.language.clone().unwrap_or_default(),
+                note: a.note.clone(),
+                fields: a
+                    .fields
+                    .iter()
+                    .map(|f| SourceField {
+                        name: f.name.clone(),
+                        value: f.value.clone(),
+                    })
+                    .collect(),
+                follow_requests_count: 0,
+                hide_collections: false,
+                discoverable: a.discoverable,
+                indexable: false,
+                attribution_domains: vec![],
+                quote_policy: "public",
+            },
+            role: Role {
+                id: "-99",
+                name: "",
+                permissions: "65536",
+                color: "",
+                highlighted: false,
+            },
+        }
+    }
+}
+
+/// An application as anyone holding its token may see it.
+#[derive(Serialize)]
+pub struct ApplicationJson {
+    pub id: String,
+    pub name: String,
+    pub website: Option<String>,
+    pub scopes: Vec<&'static str>,
+    pub redirect_uri: String,
+    pub redirect_uris: Vec<String>,
+    pub vapid_key: &'static str,
+}
+
+impl ApplicationJson {
+    pub fn new(app: &App) -> Self {
+        Self {
+            id: app.id.to_string(),
+            name: app.name.clone(),
+            website: app.website.clone(),
+            scopes: app.scopes.iter().map(|s| s.as_str()).collect(),
+            redirect_uri: app.redirect_uris.join("\n"),
+            redirect_uris: app.redirect_uris.clone(),
+            vapid_key: "",
+        }
+    }
+}
+
+/// What `POST /api/v1/apps` answers: the only time the secret is shown.
+#[derive(Serialize)]
+pub struct CredentialApplicationJson {
+    #[serde(flatten)]
+    pub app: ApplicationJson,
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_secret_expires_at: i64,
+}
+
+#[derive(Serialize)]
+pub struct TokenJson {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub scope: String,
+    pub created_at: i64,
+}
+
+impl TokenJson {
+    pub fn new(t: &starling_core::oauth::IssuedToken) -> Self {
+        Self {
+            access_token: t.token.expose().to_owned(),
+            token_type: "Bearer",
+            scope: t.scopes.to_string(),
+            created_at: t.created_at_ms / 1000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(datetime(1_736_080_496_789), "2025-01-05T12:34:56.789Z");
+        assert_eq!(date(1_736_080_496_789), "2025-01-05");
+    }
+
+    #[test]
+    fn bios() {
+        assert_eq!(text_to_html(""), "");
+        assert_eq!(text_to_html("a\nb\n\nc"), "<p>a<br />b</p><p>c</p>");
+        assert_eq!(text_to_html("<script>"), "<p>&lt;script&gt;</p>");
+    }
+}

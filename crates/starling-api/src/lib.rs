@@ -1,0 +1,126 @@
+//! The HTTP edge of Starling: the Mastodon client API, the OAuth pages,
+//! discovery documents, health checks and metrics.
+//!
+//! Only this crate knows HTTP and JSON. Handlers parse their input once
+//! ([`params::Params`], [`auth::Auth`]), call one use case on
+//! [`starling_core::Core`], and render a wire type from [`entities`]. Errors
+//! become responses in one place ([`error::ApiError`]).
+//!
+//! Cross-cutting rules live in [`middleware`] and are applied in
+//! [`router`]: trailing slashes, CORS, request ids, rate limits and their
+//! headers, metrics, body limits, timeouts, panics, and "every response is
+//! JSON".
+
+pub mod auth;
+pub mod entities;
+pub mod error;
+pub mod html;
+pub mod middleware;
+pub mod pagination;
+pub mod params;
+pub mod routes;
+pub mod settings;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, Method};
+use axum::Router;
+use axum::ServiceExt;
+use starling_cache::RateLimiter;
+use starling_core::Core;
+use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+pub use settings::{ApiSettings, RateLimitSettings};
+
+/// Everything a handler can reach. Cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Core,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub settings: Arc<ApiSettings>,
+    stats: Arc<routes::instance::StatsCache>,
+}
+
+impl AppState {
+    pub fn new(core: Core, limiter: Arc<dyn RateLimiter>, settings: ApiSettings) -> Self {
+        Self {
+            core,
+            limiter,
+            settings: Arc::new(settings),
+            stats: Arc::new(routes::instance::StatsCache::default()),
+        }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application as one router, layers included (except trailing
+/// slash normalisation, which must run before routing: see [`serve`]).
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(Any)
+        .expose_headers([
+            header::LINK,
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            REQUEST_ID.clone(),
+        ])
+        .max_age(Duration::from_secs(86_400));
+
+    let timeout = state.settings.request_timeout;
+    let body_limit = state.settings.max_body_bytes;
+    routes::all(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit_api,
+        ))
+        .layer(axum::middleware::from_fn(middleware::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::map_response(
+            middleware::ensure_json_errors,
+        ))
+        .layer(cors)
+        .layer(middleware::trace_layer())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// accepting and waits for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
+    let service = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,288 @@
+//! Cross-cutting request handling: rate limits, metrics, tracing, panics and
+//! the "every error is JSON" rule.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use starling_cache::{Decision, Rule};
+use starling_domain::SecretHash;
+use time::macros::format_description;
+use time::OffsetDateTime;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::{json_error, ApiError};
+use crate::AppState;
+
+/// The client's IP: the peer address, or behind a trusted load balancer the
+/// last `X-Forwarded-For` entry (the one our balancer appended).
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .last();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
+}
+
+fn request_ip(state: &AppState, req: &Request) -> String {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    client_ip(
+        req.headers(),
+        peer,
+        state.settings.rate_limits.trust_forwarded_for,
+    )
+    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Counts a hit against `key` under `rule`; `Err(429)` when over the limit.
+/// Always allowed when rate limits are disabled.
+pub async fn enforce(
+    state: &AppState,
+    key: &str,
+    rule: Rule,
+) -> Result<Option<Decision>, ApiError> {
+    if !state.settings.rate_limits.enabled {
+        return Ok(None);
+    }
+    let decision = state.limiter.hit(key, rule).await;
+    if decision.allowed {
+        Ok(Some(decision))
+    } else {
+        metrics::counter!("rate_limited_total", "rule" => key.split(':').next().unwrap_or("").to_owned())
+            .increment(1);
+        Err(ApiError::TooManyRequests)
+    }
+}
+
+/// Per-IP limit for one endpoint (registration, sign-in).
+pub async fn enforce_ip(
+    state: &AppState,
+    bucket: &str,
+    ip: &str,
+    rule: Rule,
+) -> Result<(), ApiError> {
+    enforce(state, &format!("{bucket}:ip:{ip}"), rule)
+        .await
+        .map(|_| ())
+}
+
+/// `X-RateLimit-Reset` in Mastodon's format: ISO 8601 with microseconds.
+fn reset_header(ms: i64) -> String {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+fn add_rate_headers(headers: &mut HeaderMap, d: &Decision) {
+    let pairs = [
+        ("x-ratelimit-limit", d.limit.to_string()),
+        ("x-ratelimit-remaining", d.remaining.to_string()),
+        ("x-ratelimit-reset", reset_header(d.reset_at_ms)),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// The API-wide limit (300 per 5 minutes per token, or per IP for anonymous
+/// calls), with `X-RateLimit-*` headers on every `/api/` response.
+pub async fn rate_limit_api(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") || !state.settings.rate_limits.enabled {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let key = match crate::auth::bearer(&parts) {
+        // Keyed by a hash: the token itself never sits in a cache.
+        Some(token) => {
+            let h = SecretHash::of(&token).0;
+            format!(
+                "api:token:{}",
+                h[..12]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        }
+        None => format!(
+            "api:ip:{}",
+            request_ip(&state, &Request::from_parts(parts.clone(), Body::empty()))
+        ),
+    };
+    let req = Request::from_parts(parts, body);
+    let decision = state
+        .limiter
+        .hit(&key, state.settings.rate_limits.api)
+        .await;
+    let mut response = if decision.allowed {
+        next.run(req).await
+    } else {
+        metrics::counter!("rate_limited_total", "rule" => "api").increment(1);
+        ApiError::TooManyRequests.into_response()
+    };
+    add_rate_headers(response.headers_mut(), &decision);
+    response
+}
+
+/// The client IP of a request, for handlers' own limits.
+pub fn ip_of(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    client_ip(
+        headers,
+        peer,
+        state.settings.rate_limits.trust_forwarded_for,
+    )
+    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Request count and latency per route (the route pattern, never the raw
+/// path, so ids do not explode the label set).
+pub async fn metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status();
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    if status.is_server_error() {
+        metrics::counter!("http_server_errors_total", &labels[..2]).increment(1);
+    }
+    response
+}
+
+/// Clients `.json()` every response, so error responses made by layers
+/// (405, 408, 413...) get a JSON body too (HTML pages keep theirs), and
+/// JSON is always labelled `application/json; charset=utf-8` as Mastodon does.
+pub async fn ensure_json_errors(mut response: Response) -> Response {
+    let status = response.status();
+    if response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        == Some(b"application/json")
+    {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let message = match status {
+        StatusCode::NOT_FOUND => "Record not found",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Request entity too large",
+        StatusCode::REQUEST_TIMEOUT => "Request timed out",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let mut fixed = json_error(status, json!({ "error": message }));
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
+}
+
+/// A panicking handler becomes a logged 500, not a dropped connection.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(%detail, "handler panicked");
+    ApiError::Internal.into_response()
+}
+
+/// One span per request with its id, method and path (never the query
+/// string: it may carry `access_token`), and one line per response.
+pub fn trace_layer(
+) -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, impl Fn(&Request) -> tracing::Span + Clone>
+{
+    TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+            )
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_header_format() {
+        assert_eq!(
+            reset_header(1_736_080_500_000),
+            "2025-01-05T12:35:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_only_when_trusted() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.1, 203.0.113.7"),
+        );
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(client_ip(&h, Some(peer), false), Some(peer.ip()));
+        assert_eq!(client_ip(&h, Some(peer), true), "203.0.113.7".parse().ok());
+    }
+}

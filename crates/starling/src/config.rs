@@ -1,0 +1,260 @@
+//! Configuration: typed, loaded once at start-up.
+//!
+//! Sources, later ones winning: built-in defaults, an optional TOML file
+//! (`--config`), `STARLING_*` environment variables (nested keys with `__`:
+//! `STARLING_RATE_LIMITS__ENABLED=false`), then command-line flags. A bad
+//! value stops start-up with a message naming the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use starling_api::{ApiSettings, RateLimitSettings};
+use starling_cache::Rule;
+use url::Url;
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Turn every rate limit off (benchmarks, client test suites).
+    pub enabled: bool,
+    pub api_limit: u32,
+    pub api_period_secs: u64,
+    pub registrations_limit: u32,
+    pub registrations_period_secs: u64,
+    pub sign_in_limit: u32,
+    pub sign_in_period_secs: u64,
+    /// Behind a load balancer: read the client IP from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let d = RateLimitSettings::default();
+        Self {
+            enabled: d.enabled,
+            api_limit: d.api.limit,
+            api_period_secs: d.api.period.as_secs(),
+            registrations_limit: d.registrations.limit,
+            registrations_period_secs: d.registrations.period.as_secs(),
+            sign_in_limit: d.sign_in.limit,
+            sign_in_period_secs: d.sign_in.period.as_secs(),
+            trust_forwarded_for: d.trust_forwarded_for,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Where the embedded shape keeps its database; created if missing.
+    pub data_dir: PathBuf,
+    /// Base of every absolute URL the server emits; derived from `listen`
+    /// when unset.
+    pub public_url: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub contact_email: String,
+    pub registrations_open: bool,
+    pub log_format: LogFormat,
+    /// A `tracing` filter; `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Read connections to the SQLite file.
+    pub sqlite_readers: u32,
+    /// Password hashes computed at once (each takes ~19 MiB and a core).
+    pub password_hash_concurrency: usize,
+    pub rate_limits: RateLimitConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            title: "Starling".into(),
+            description: "A Starling social server.".into(),
+            contact_email: String::new(),
+            registrations_open: true,
+            log_format: LogFormat::Text,
+            log_level: "info,sqlx=warn".into(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            sqlite_readers: 8,
+            password_hash_concurrency: 2,
+            rate_limits: RateLimitConfig::default(),
+        }
+    }
+}
+
+/// Settings given as flags; only those present override the rest.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then the environment, then `flags`.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("STARLING_").split("__"))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.public_url {
+            parse_public_url(url)?;
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("invalid configuration: max_body_bytes must be at least 1024");
+        }
+        let r = &self.rate_limits;
+        for (name, period) in [
+            ("rate_limits.api_period_secs", r.api_period_secs),
+            (
+                "rate_limits.registrations_period_secs",
+                r.registrations_period_secs,
+            ),
+            ("rate_limits.sign_in_period_secs", r.sign_in_period_secs),
+        ] {
+            if period == 0 {
+                bail!("invalid configuration: {name} must be positive");
+            }
+        }
+        Ok(())
+    }
+
+    /// The public URL, or one derived from the address actually bound.
+    pub fn public_url_for(&self, bound: SocketAddr) -> anyhow::Result<Url> {
+        match &self.public_url {
+            Some(url) => parse_public_url(url),
+            None => {
+                let host = if bound.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else if bound.is_ipv6() {
+                    format!("[{}]", bound.ip())
+                } else {
+                    bound.ip().to_string()
+                };
+                Url::parse(&format!("http://{host}:{}", bound.port()))
+                    .context("deriving public_url")
+            }
+        }
+    }
+
+    pub fn api_settings(&self, public_url: Url) -> ApiSettings {
+        let r = &self.rate_limits;
+        let rule = |limit, secs| Rule {
+            limit,
+            period: Duration::from_secs(secs),
+        };
+        ApiSettings {
+            public_url,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            contact_email: self.contact_email.clone(),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            rate_limits: RateLimitSettings {
+                enabled: r.enabled,
+                api: rule(r.api_limit, r.api_period_secs),
+                registrations: rule(r.registrations_limit, r.registrations_period_secs),
+                sign_in: rule(r.sign_in_limit, r.sign_in_period_secs),
+                trust_forwarded_for: r.trust_forwarded_for,
+            },
+        }
+    }
+
+    /// The longest rate-limit window, which bounds how long buckets live.
+    pub fn longest_rate_period(&self) -> Duration {
+        let r = &self.rate_limits;
+        Duration::from_secs(
+            r.api_period_secs
+                .max(r.registrations_period_secs)
+                .max(r.sign_in_period_secs),
+        )
+    }
+}
+
+fn parse_public_url(raw: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(raw)
+        .with_context(|| format!("invalid configuration: public_url {raw:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || url.path() != "/"
+    {
+        bail!(
+            "invalid configuration: public_url {raw:?} must be http(s)://host[:port] with no path"
+        );
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_public_url() {
+        let c = Config::default();
+        assert_eq!(
+            c.public_url_for("127.0.0.1:8080".parse().unwrap())
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            c.public_url_for("0.0.0.0:80".parse().unwrap())
+                .unwrap()
+                .as_str(),
+            "http://localhost/"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_public_urls() {
+        for bad in [
+            "example.com",
+            "ftp://x.example",
+            "https://x.example/path",
+            "https://x.example/?q=1",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_public_url("https://social.example").is_ok());
+    }
+}

@@ -1,0 +1,192 @@
+"""Helpers for the compatibility suite (not a test module)."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import urljoin
+
+import requests
+from mastodon import Mastodon
+
+# Every client call gets a bounded timeout so a hung server fails the test
+# instead of hanging the run (Mastodon.py's default is 300 s).
+TIMEOUT = 30
+
+PASSWORD = "correct horse battery staple"
+
+OOB = "urn:ietf:wg:oauth:2.0:oob"
+
+
+def unique_username(prefix: str = "u") -> str:
+    """A fresh username (<= 30 chars, [a-z0-9_]) so tests never collide."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+@dataclass
+class User:
+    username: str
+    email: str
+    password: str
+    access_token: str
+    client_id: str
+    client_secret: str
+    api: Mastodon  # Mastodon.py client authenticated as this user
+
+
+def app_token(base_url: str, client_id: str, client_secret: str, scope: str = "read write follow push") -> str:
+    """client_credentials token, obtained exactly like Mastodon.py's create_account() does."""
+    r = requests.post(
+        f"{base_url}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scope": scope,
+        },
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()["access_token"]
+
+
+# ---------------------------------------------------------------------------
+# A tiny browser: parse forms out of an HTML page and submit them.
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Form:
+    method: str
+    action: str
+    # (name, type, value) for every <input>, in document order
+    inputs: List[Tuple[str, str, str]] = field(default_factory=list)
+    # (name, value) for every submit control (<button> or <input type=submit>)
+    buttons: List[Tuple[str, str]] = field(default_factory=list)
+
+    def hidden(self) -> Dict[str, str]:
+        return {n: v for (n, t, v) in self.inputs if t == "hidden" and n}
+
+    def input_names(self) -> List[str]:
+        return [n for (n, t, v) in self.inputs if n and t not in ("submit", "button", "image", "reset")]
+
+
+class PageParser(HTMLParser):
+    """Collects forms and the text of <code id="authorization-code">."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms: List[Form] = []
+        self._form: Optional[Form] = None
+        self._button: Optional[Dict[str, str]] = None
+        self._in_code = False
+        self.auth_code: Optional[str] = None
+        self._code_buf: List[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v if v is not None else "") for k, v in attrs}
+        if tag == "form":
+            self._form = Form(method=a.get("method", "get").lower(), action=a.get("action", ""))
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None:
+            typ = a.get("type", "text").lower()
+            name = a.get("name", "")
+            value = a.get("value", "")
+            if typ == "submit":
+                self._form.buttons.append((name, value))
+            self._form.inputs.append((name, typ, value))
+        elif tag == "button" and self._form is not None:
+            typ = a.get("type", "submit").lower()
+            if typ == "submit":
+                self._form.buttons.append((a.get("name", ""), a.get("value", "")))
+        elif tag == "code" and a.get("id") == "authorization-code":
+            self._in_code = True
+            self._code_buf = []
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "code" and self._in_code:
+            self._in_code = False
+            self.auth_code = "".join(self._code_buf).strip()
+
+    def handle_data(self, data):
+        if self._in_code:
+            self._code_buf.append(data)
+
+
+def parse_page(html: str) -> PageParser:
+    p = PageParser()
+    p.feed(html)
+    p.close()
+    return p
+
+
+def authorize_form(page_html: str) -> Form:
+    """The single POST form of the /oauth/authorize page."""
+    forms = [f for f in parse_page(page_html).forms if f.method == "post"]
+    assert len(forms) == 1, f"expected exactly one POST form on the authorize page, found {len(forms)}:\n{page_html[:2000]}"
+    return forms[0]
+
+
+def submit_authorize(http: requests.Session, page: requests.Response, login: str, password: str,
+                     decision: str = "approve") -> requests.Response:
+    """Fill in the sign-in form like a person would and press the `decision` button."""
+    form = authorize_form(page.text)
+    assert form.action, "authorize form has no action"
+    action = urljoin(page.url, form.action)
+    data = dict(form.hidden())
+    data["username"] = login
+    data["password"] = password
+    data["decision"] = decision
+    return http.post(action, data=data, allow_redirects=False, timeout=TIMEOUT)
+
+
+def is_html(resp: requests.Response) -> bool:
+    return resp.headers.get("Content-Type", "").lower().startswith("text/html")
+
+
+# ---------------------------------------------------------------------------
+# toot CLI runner
+# ---------------------------------------------------------------------------
+
+def toot_executable() -> str:
+    # The venv's `toot` sits next to the interpreter running pytest.
+    exe = Path(sys.executable).parent / "toot"
+    return str(exe) if exe.exists() else "toot"
+
+
+def toot_env(home: Path) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["HOME"] = str(home)
+    env["XDG_CONFIG_HOME"] = str(home / ".config")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "120"
+    # toot uses auto_envvar_prefix="TOOT": make sure nothing leaks in from the caller
+    for k in list(env):
+        if k.startswith("TOOT_"):
+            del env[k]
+    return env
+
+
+def run_toot(home: Path, *args: str, input: Optional[str] = None, timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [toot_executable(), *args],
+        env=toot_env(home),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def toot_config(home: Path) -> dict:
+    return json.loads((home / ".config" / "toot" / "config.json").read_text())
