@@ -124,7 +124,11 @@ impl From<FieldError> for ValidationErrors {
 
 /// `display_name` → `Display name`, the way Rails names attributes.
 fn humanize(field: &str) -> String {
-    let spaced = field.replace('_', " ");
+    let spaced = field
+        .split('_')
+        .map(|w| if w == "uri" { "URI" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut chars = spaced.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),

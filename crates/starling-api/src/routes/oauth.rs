@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -169,7 +169,11 @@ fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
                     q.append_pair(k, v);
                 }
             }
-            Redirect::to(url.as_str()).into_response()
+            // 302, as Doorkeeper answers (axum's `Redirect::to` is a 303).
+            match HeaderValue::from_str(url.as_str()) {
+                Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+                Err(_) => error_page(StatusCode::BAD_REQUEST, "The redirect URI is invalid."),
+            }
         }
         Err(_) => error_page(StatusCode::BAD_REQUEST, "The redirect URI is invalid."),
     }

@@ -1,0 +1,16 @@
+//! Integration tests: one binary, a real server per test on port 0 with its
+//! own temporary data directory, driven over real HTTP.
+//!
+//! Every response passes through [`helpers::Resp`], which fails the test on
+//! any 5xx or non-JSON API response: "never a 5xx, always JSON" is checked
+//! everywhere, not only where a test remembers to.
+
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
+mod helpers;
+
+mod accounts;
+mod discovery;
+mod http_rules;
+mod oauth;
+mod process;
