@@ -119,25 +119,12 @@ impl Core {
         }
         taken.into_result()?;
         let password_hash = self.passwords.hash(a.password.expose().to_owned()).await?;
-        let now = self.clock.now_ms();
-        let account = Account {
-            id: self.ids.next(a.username.shard()),
-            username: a.username.as_str().to_owned(),
-            display_name: String::new(),
-            note: String::new(),
-            fields: vec![],
-            locked: false,
-            bot: false,
-            discoverable: true,
-            privacy: Privacy::Public,
-            sensitive: false,
-            language: a.locale.clone(),
-            created_at_ms: now,
-            statuses_count: 0,
-            followers_count: 0,
-            following_count: 0,
-            last_status_at_ms: None,
-        };
+        let account = Account::new(
+            self.ids.next(a.username.shard()),
+            a.username.as_str(),
+            a.locale.clone(),
+            self.clock.now_ms(),
+        );
         self.store
             .create_account(&NewAccount {
                 account: account.clone(),

@@ -226,6 +226,30 @@ pub struct Account {
     pub last_status_at_ms: Option<i64>,
 }
 
+impl Account {
+    /// A new local account with an empty profile and default settings.
+    pub fn new(id: Id, username: &str, language: Option<String>, created_at_ms: i64) -> Self {
+        Self {
+            id,
+            username: username.to_owned(),
+            display_name: String::new(),
+            note: String::new(),
+            fields: vec![],
+            locked: false,
+            bot: false,
+            discoverable: true,
+            privacy: Privacy::Public,
+            sensitive: false,
+            language,
+            created_at_ms,
+            statuses_count: 0,
+            followers_count: 0,
+            following_count: 0,
+            last_status_at_ms: None,
+        }
+    }
+}
+
 /// A validated change to a profile; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProfileUpdate {

@@ -47,24 +47,7 @@ macro_rules! store_conformance_suite {
 fn new_account(ids: &IdGenerator, username: &str, email: &str) -> NewAccount {
     let shard = ShardId::for_key(&username.to_ascii_lowercase());
     NewAccount {
-        account: Account {
-            id: ids.next(shard),
-            username: username.to_owned(),
-            display_name: String::new(),
-            note: String::new(),
-            fields: vec![],
-            locked: false,
-            bot: false,
-            discoverable: true,
-            privacy: Privacy::Public,
-            sensitive: false,
-            language: None,
-            created_at_ms: 1_700_000_000_000,
-            statuses_count: 0,
-            followers_count: 0,
-            following_count: 0,
-            last_status_at_ms: None,
-        },
+        account: Account::new(ids.next(shard), username, None, 1_700_000_000_000),
         email: email.to_owned(),
         email_key: email.to_lowercase(),
         password_hash: "$argon2id$fake".to_owned(),
