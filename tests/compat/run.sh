@@ -13,6 +13,7 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+CALLER_PWD="$PWD"
 cd "$REPO_ROOT"
 
 log() { printf '[compat] %s\n' "$*" >&2; }
@@ -20,6 +21,7 @@ log() { printf '[compat] %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- binary
 if [[ -n "${STARLING_BIN:-}" ]]; then
   BIN="$STARLING_BIN"
+  [[ "$BIN" == /* ]] || BIN="$CALLER_PWD/$BIN"   # relative to where run.sh was invoked
 else
   log "building starling (cargo build -p starling)"
   cargo build -p starling

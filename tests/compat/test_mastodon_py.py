@@ -391,3 +391,123 @@ def test_app_token_cannot_verify_user_credentials(base_url, app):
         api.account_verify_credentials()
     # Mastodon answers 422 "This method requires an authenticated user"; 401/403 are tolerable.
     assert exc.value.args[1] in (401, 403, 422)
+
+
+# --------------------------------------------------------------------------- more registration edge cases
+
+def test_create_account_username_too_long(client):
+    name = "x" * 31
+    token, err = client.create_account(
+        name, PASSWORD, f"{unique_username()}@example.com", agreement=True, locale="en",
+        return_detailed_error=True,
+    )
+    assert token is None
+    assert "ERR_TOO_LONG" in codes(err, "username"), err
+
+
+def test_create_account_email_taken_case_insensitive(make_user, client):
+    existing = make_user()
+    token, err = client.create_account(
+        unique_username(), PASSWORD, existing.email.upper(), agreement=True, locale="en",
+        return_detailed_error=True,
+    )
+    assert token is None
+    assert "ERR_TAKEN" in codes(err, "email"), err
+
+
+def test_password_login_email_is_case_insensitive(base_url, app, user):
+    client_id, client_secret = app
+    api, _ = password_login(base_url, client_id, client_secret, user.email.upper(), user.password)
+    assert api.account_verify_credentials()["username"] == user.username
+
+
+# --------------------------------------------------------------------------- scopes
+
+def test_granular_scopes_are_echoed(base_url, user):
+    scopes = ["read:accounts", "write:accounts"]
+    client_id, client_secret = Mastodon.create_app(
+        "compat-granular", scopes=scopes, api_base_url=base_url, request_timeout=TIMEOUT)
+    api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base_url,
+                   request_timeout=TIMEOUT)
+    # log_in raises MastodonAPIError if the granted `scope` lacks a requested one
+    api.log_in(username=user.email, password=user.password, scopes=scopes, allow_http=True)
+    assert api.account_verify_credentials()["username"] == user.username
+    assert api.account_update_credentials(display_name="granular")["display_name"] == "granular"
+
+
+def test_read_only_token_cannot_write(base_url, user):
+    client_id, client_secret = Mastodon.create_app(
+        "compat-readonly", scopes=["read"], api_base_url=base_url, request_timeout=TIMEOUT)
+    api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base_url,
+                   request_timeout=TIMEOUT)
+    api.log_in(username=user.email, password=user.password, scopes=["read"], allow_http=True)
+    assert api.account_verify_credentials()["username"] == user.username
+    with pytest.raises(MastodonAPIError) as exc:
+        api.account_update_credentials(display_name="nope")
+    assert exc.value.args[1] == 403, exc.value.args
+
+
+def test_scope_outside_app_scopes_is_refused(base_url, user):
+    client_id, client_secret = Mastodon.create_app(
+        "compat-narrow", scopes=["read"], api_base_url=base_url, request_timeout=TIMEOUT)
+    api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base_url,
+                   request_timeout=TIMEOUT)
+    with pytest.raises((MastodonIllegalArgumentError, MastodonAPIError)):
+        api.log_in(username=user.email, password=user.password, scopes=["read", "write"], allow_http=True)
+
+
+# --------------------------------------------------------------------------- profile extras
+
+def test_update_credentials_fields_and_source(user):
+    api = user.api
+    updated = api.account_update_credentials(
+        fields=[("Pronouns", "they/them"), ("Home", "Somewhere & beyond")],
+        default_privacy="unlisted", default_sensitive=True, default_language="de",
+    )
+    for acct in (updated, api.account_verify_credentials()):
+        names = [f["name"] for f in acct["fields"]]
+        assert names == ["Pronouns", "Home"], acct["fields"]
+        assert strip_tags(acct["fields"][1]["value"]) == "Somewhere & beyond"
+        assert [f["value"] for f in acct["source"]["fields"]] == ["they/them", "Somewhere & beyond"]
+        assert acct["source"]["privacy"] == "unlisted"
+        assert acct["source"]["sensitive"] is True
+        assert acct["source"]["language"] == "de"
+
+
+def test_response_headers_mastodon_py_parses(base_url, user):
+    """Mastodon.py reads Date and, if X-RateLimit-Remaining is present, Limit (int) and
+    Reset (int epoch or ISO 8601) on every API response; garbage there breaks every call."""
+    import dateutil.parser
+
+    r = requests.get(f"{base_url}/api/v1/accounts/verify_credentials",
+                     headers={"Authorization": f"Bearer {user.access_token}"}, timeout=TIMEOUT)
+    assert r.status_code == 200
+    assert "Date" in r.headers
+    dateutil.parser.parse(r.headers["Date"])
+    if "X-RateLimit-Remaining" in r.headers:
+        int(r.headers["X-RateLimit-Remaining"])
+        int(r.headers["X-RateLimit-Limit"])
+        reset = r.headers["X-RateLimit-Reset"]
+        if not reset.isdigit():
+            dateutil.parser.parse(reset)
+
+
+def test_revoke_token_of_another_client_is_refused(base_url, user):
+    other_id, other_secret = Mastodon.create_app("compat-other", api_base_url=base_url, request_timeout=TIMEOUT)
+    api = Mastodon(client_id=other_id, client_secret=other_secret, access_token=user.access_token,
+                   api_base_url=base_url, request_timeout=TIMEOUT)
+    with pytest.raises(MastodonAPIError) as exc:
+        api.revoke_access_token(allow_http=True)
+    assert exc.value.args[1] == 403, exc.value.args
+    assert user.api.account_verify_credentials()["username"] == user.username
+
+
+def test_revoke_is_idempotent_and_returns_json(base_url, app, user):
+    client_id, client_secret = app
+    _, token = password_login(base_url, client_id, client_secret, user.email, user.password)
+    for _ in range(2):
+        r = requests.post(f"{base_url}/oauth/revoke", data={
+            "client_id": client_id, "client_secret": client_secret, "token": token}, timeout=TIMEOUT)
+        assert r.status_code == 200, (r.status_code, r.text)
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert r.json() == {}

@@ -5,7 +5,7 @@ Mastodon.py exchanges the code."""
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from mastodon import Mastodon, MastodonIllegalArgumentError
+from mastodon import Mastodon, MastodonAPIError, MastodonIllegalArgumentError
 
 from helpers import OOB, TIMEOUT, authorize_form, is_html, parse_page, submit_authorize
 
@@ -142,3 +142,58 @@ def test_unregistered_redirect_uri_is_refused(base_url, http):
     # Never redirect to an unregistered URI; an error page is expected.
     assert resp.status_code not in (301, 302, 303, 307, 308), resp.headers.get("Location")
     assert resp.status_code >= 400
+
+
+def test_force_login_lang_and_state_params(base_url, http, user):
+    """Mastodon.py sends force_login=True/False and lang literally (Python repr)."""
+    api = make_client(base_url)
+    url = api.auth_request_url(scopes=SCOPES, force_login=True, state="abc", lang="en", allow_http=True)
+    assert "force_login=True" in url
+    page = open_authorize_page(http, url)
+    resp = submit_authorize(http, page, user.email, user.password, "approve")
+    code = parse_page(resp.text).auth_code
+    assert code, resp.text[:1000]
+    api.log_in(code=code, scopes=SCOPES, allow_http=True)
+    assert api.account_verify_credentials()["username"] == user.username
+
+
+def test_narrower_scope_at_authorize(base_url, http, user):
+    api = make_client(base_url)
+    url = api.auth_request_url(scopes=["read"], allow_http=True)
+    page = open_authorize_page(http, url)
+    code = parse_page(submit_authorize(http, page, user.email, user.password).text).auth_code
+    assert code
+    api.log_in(code=code, scopes=["read"], allow_http=True)
+    assert api.account_verify_credentials()["username"] == user.username
+    with pytest.raises(MastodonAPIError) as exc:
+        api.account_update_credentials(display_name="nope")
+    assert exc.value.args[1] == 403
+
+
+def test_authorize_scope_outside_app_is_refused(base_url, http):
+    client_id, client_secret = Mastodon.create_app(
+        "compat-oauth-narrow", scopes=["read"], api_base_url=base_url, request_timeout=TIMEOUT)
+    api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base_url,
+                   request_timeout=TIMEOUT)
+    url = api.auth_request_url(scopes=["read", "write"], allow_http=True)
+    resp = http.get(url, allow_redirects=False, timeout=TIMEOUT)
+    assert resp.status_code >= 400 or "code=" not in resp.headers.get("Location", "")
+    if resp.status_code == 200:
+        pytest.fail("authorize page shown for a scope the app was not registered with")
+
+
+def test_code_with_wrong_redirect_uri_is_rejected(base_url, http, user):
+    api = make_client(base_url, redirect_uris=[CALLBACK, OOB])
+    page = open_authorize_page(http, api.auth_request_url(redirect_uris=OOB, scopes=SCOPES, allow_http=True))
+    code = parse_page(submit_authorize(http, page, user.email, user.password).text).auth_code
+    assert code
+    with pytest.raises(MastodonIllegalArgumentError):
+        api.log_in(code=code, redirect_uri=CALLBACK, scopes=SCOPES, allow_http=True)
+
+
+def test_browser_sign_in_email_case_insensitive(base_url, http, user):
+    api = make_client(base_url)
+    page = open_authorize_page(http, api.auth_request_url(scopes=SCOPES, allow_http=True))
+    resp = submit_authorize(http, page, user.email.upper(), user.password)
+    code = parse_page(resp.text).auth_code
+    assert code, (resp.status_code, resp.text[:1000])

@@ -134,3 +134,31 @@ def test_browser_login_oob(base_url, host, user, toot_home, http):
     assert cfg["active_user"] == f"{user.username}@{host}"
     me = json.loads(check(run_toot(toot_home, "whoami", "--json")).stdout)
     assert me["username"] == user.username
+
+
+def test_toot_api_register_account_json(base_url, host):
+    """toot's own registration helpers (JSON bodies: /api/v1/apps, client_credentials with
+    redirect_uri, /api/v1/accounts with "agreement": true)."""
+    from toot import App, User, api as toot_api
+    from helpers import unique_username, PASSWORD
+
+    creds = toot_api.create_app(base_url)
+    app = App(host, base_url, creds["client_id"], creds["client_secret"])
+    name = unique_username("t")
+    resp = toot_api.register_account(app, name, f"{name}@example.com", PASSWORD)
+    assert resp["access_token"]
+    me = toot_api.verify_credentials(app, User(host, name, resp["access_token"])).json()
+    assert me["username"] == name
+
+
+def test_toot_api_register_account_error_message(base_url, host, user):
+    """toot raises ApiError carrying error_description or error."""
+    from toot import App, api as toot_api
+    from toot.exceptions import ApiError
+    from helpers import PASSWORD
+
+    creds = toot_api.create_app(base_url)
+    app = App(host, base_url, creds["client_id"], creds["client_secret"])
+    with pytest.raises(ApiError) as exc:
+        toot_api.register_account(app, user.username, f"x_{user.email}", PASSWORD)
+    assert "taken" in str(exc.value.message).lower(), exc.value.message
