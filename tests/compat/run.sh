@@ -25,7 +25,7 @@ if [[ -n "${STARLING_BIN:-}" ]]; then
 else
   log "building starling (cargo build -p starling)"
   cargo build -p starling
-  BIN="$REPO_ROOT/target/debug/starling"
+  BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/starling"
 fi
 if [[ ! -x "$BIN" ]]; then
   log "starling binary not found or not executable: $BIN"
