@@ -230,6 +230,39 @@ impl TestApp {
             .to_owned()
     }
 
+    /// `POST /api/v1/accounts` with a fresh username (and matching email).
+    pub async fn register(&self, app_token: &str, username: &str) -> Resp {
+        self.post_form(
+            "/api/v1/accounts",
+            Some(app_token),
+            &[
+                ("username", username),
+                ("email", &format!("{username}@example.com")),
+                ("password", "correct horse battery"),
+                ("agreement", "1"),
+                ("locale", "en"),
+            ],
+        )
+        .await
+    }
+
+    /// The password grant for `user` through `client`.
+    pub async fn password_token(&self, user: &User, client: &Client, scope: &str) -> Resp {
+        self.post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "password"),
+                ("client_id", &client.client_id),
+                ("client_secret", &client.client_secret),
+                ("username", &user.email),
+                ("password", &user.password),
+                ("scope", scope),
+            ],
+        )
+        .await
+    }
+
     /// Registers a fresh user through a fresh app; returns it with a user
     /// token of scopes `read write follow push`.
     pub async fn user(&self) -> User {
@@ -238,21 +271,7 @@ impl TestApp {
             .await;
         let app_token = self.app_token(&client, "read write follow push").await;
         let username = unique("u");
-        let email = format!("{username}@example.com");
-        let password = "correct horse battery".to_owned();
-        let r = self
-            .post_form(
-                "/api/v1/accounts",
-                Some(&app_token),
-                &[
-                    ("username", &username),
-                    ("email", &email),
-                    ("password", &password),
-                    ("agreement", "1"),
-                    ("locale", "en"),
-                ],
-            )
-            .await;
+        let r = self.register(&app_token, &username).await;
         let token = r.expect(200)["access_token"]
             .as_str()
             .expect("token")
@@ -262,9 +281,9 @@ impl TestApp {
             .await;
         let id = me.expect(200)["id"].as_str().expect("id").to_owned();
         User {
+            email: format!("{username}@example.com"),
             username,
-            email,
-            password,
+            password: "correct horse battery".to_owned(),
             token,
             id,
         }

@@ -199,20 +199,7 @@ async fn registrations_are_limited_per_ip() {
         .await;
     let token = app.app_token(&client, "read write").await;
     for i in 0..6 {
-        let name = unique("r");
-        let r = app
-            .post_form(
-                "/api/v1/accounts",
-                Some(&token),
-                &[
-                    ("username", &name),
-                    ("email", &format!("{name}@example.com")),
-                    ("password", "long enough password"),
-                    ("agreement", "true"),
-                    ("locale", "en"),
-                ],
-            )
-            .await;
+        let r = app.register(&token, &unique("r")).await;
         if i < 5 {
             r.expect(200);
         } else {
@@ -220,19 +207,7 @@ async fn registrations_are_limited_per_ip() {
         }
     }
     app.clock.advance(std::time::Duration::from_secs(1801));
-    let name = unique("r");
-    app.post_form(
-        "/api/v1/accounts",
-        Some(&token),
-        &[
-            ("username", &name),
-            ("email", &format!("{name}@example.com")),
-            ("password", "long enough password"),
-            ("agreement", "true"),
-        ],
-    )
-    .await
-    .expect(200);
+    app.register(&token, &unique("r")).await.expect(200);
 }
 
 #[tokio::test]

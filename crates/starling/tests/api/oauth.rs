@@ -530,20 +530,7 @@ async fn authorize_page_escapes_what_apps_name_themselves() {
 }
 
 async fn fresh_token(app: &TestApp, user: &User, client: &Client) -> String {
-    let r = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("client_id", &client.client_id),
-                ("client_secret", &client.client_secret),
-                ("username", &user.email),
-                ("password", &user.password),
-                ("scope", "read"),
-            ],
-        )
-        .await;
+    let r = app.password_token(user, client, "read").await;
     r.expect(200)["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -602,7 +589,7 @@ async fn revoke_is_idempotent_and_checks_the_client() {
 async fn scopes_are_enforced() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let client = app.create_app("read write", OOB).await;
+    let client = app.create_app("read write profile", OOB).await;
     let read_only = fresh_token(&app, &user, &client).await;
     let r = app
         .send(
@@ -615,25 +602,14 @@ async fn scopes_are_enforced() {
         r.expect(403)["error"],
         "This action is outside the authorized scopes"
     );
-    // `profile` alone may read the caller's own account.
-    let r = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("client_id", &client.client_id),
-                ("client_secret", &client.client_secret),
-                ("username", &user.email),
-                ("password", &user.password),
-                ("scope", "read:accounts"),
-            ],
-        )
-        .await;
-    let granular = r.expect(200)["access_token"].as_str().unwrap().to_owned();
-    app.get("/api/v1/accounts/verify_credentials", Some(&granular))
-        .await
-        .expect(200);
+    // `read:accounts`, or `profile` alone, may read the caller's own account.
+    for scope in ["read:accounts", "profile"] {
+        let r = app.password_token(&user, &client, scope).await;
+        let granular = r.expect(200)["access_token"].as_str().unwrap().to_owned();
+        app.get("/api/v1/accounts/verify_credentials", Some(&granular))
+            .await
+            .expect(200);
+    }
     // App tokens are not users.
     let app_token = app.app_token(&client, "read").await;
     let r = app
