@@ -372,59 +372,34 @@ async fn authorization_code_flow_with_redirect_state_and_pkce() {
         redirect,
         &format!("&state=xyz%20123&code_challenge={challenge}&code_challenge_method=S256"),
     );
-    let r = sign_in(&app, &path, &user.username, &user.password, "approve").await;
+    let approve = || sign_in(&app, &path, &user.username, &user.password, "approve");
+    let q = redirect_query(approve().await);
+    assert_eq!(q["keep"], "1");
+    assert_eq!(q["state"], "xyz 123");
+    // The verifier is required and must match, and so must the redirect
+    // URI. (A failed attempt spends the code, as Doorkeeper does.)
+    let wrong_verifier = "wrong-verifier-wrong-verifier-wrong-verifier-0000";
+    for (uri, v) in [
+        (redirect, Some(wrong_verifier)),
+        (redirect, None),
+        ("https://client.example/other", Some(verifier)),
+    ] {
+        let code = &redirect_query(approve().await)["code"];
+        let r = exchange(&app, &client, code, uri, v).await;
+        assert_eq!(r.expect(400)["error"], "invalid_grant", "{uri} {v:?}");
+    }
+    let code = &redirect_query(approve().await)["code"];
+    exchange(&app, &client, code, redirect, Some(verifier))
+        .await
+        .expect(200);
+}
+
+/// The query of a 302 to the client's redirect URI.
+fn redirect_query(r: reqwest::Response) -> std::collections::HashMap<String, String> {
     assert_eq!(r.status(), 302);
     let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(location.host_str(), Some("client.example"));
-    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
-    assert_eq!(q["keep"], "1");
-    assert_eq!(q["state"], "xyz 123");
-    let code = &q["code"];
-    // The verifier is required and must match.
-    assert_eq!(
-        exchange(
-            &app,
-            &client,
-            code,
-            redirect,
-            Some("wrong-verifier-wrong-verifier-wrong-verifier-0000")
-        )
-        .await
-        .expect(400)["error"],
-        "invalid_grant"
-    );
-    // (A failed attempt spends the code, as Doorkeeper does.)
-    let r = sign_in(&app, &path, &user.username, &user.password, "approve").await;
-    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code: String = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    assert_eq!(
-        exchange(
-            &app,
-            &client,
-            &code,
-            "https://client.example/other",
-            Some(verifier)
-        )
-        .await
-        .expect(400)["error"],
-        "invalid_grant"
-    );
-    let r = sign_in(&app, &path, &user.username, &user.password, "approve").await;
-    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code: String = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    exchange(&app, &client, &code, redirect, Some(verifier))
-        .await
-        .expect(200);
+    location.query_pairs().into_owned().collect()
 }
 
 #[tokio::test]
