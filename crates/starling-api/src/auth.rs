@@ -8,6 +8,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
 use starling_core::Principal;
 
 use crate::error::ApiError;
@@ -19,18 +20,14 @@ pub struct MaybeAuth(pub Option<Principal>);
 
 /// The bearer token of a request: `Authorization: Bearer …`, or the
 /// `access_token` query parameter (streaming clients, some scripts).
-pub fn bearer(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+pub fn bearer_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, token) = value.trim().split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_owned());
     }
-    parts.uri.query().and_then(|q| {
+    uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| v.into_owned())
@@ -38,7 +35,7 @@ pub fn bearer(parts: &Parts) -> Option<String> {
 }
 
 async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
-    match bearer(parts) {
+    match bearer_of(&parts.headers, &parts.uri) {
         Some(token) => Ok(state.core.authenticate(&token).await?),
         None => Ok(None),
     }

@@ -89,7 +89,7 @@ pub fn router(state: AppState) -> Router {
 
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.max_body_bytes;
-    routes::all(state.clone())
+    routes::all()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit_api,

@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -43,49 +42,42 @@ pub fn client_ip(
     peer.map(|p| p.ip())
 }
 
-fn request_ip(state: &AppState, req: &Request) -> String {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+/// The client IP of a request as a rate-limit key part.
+pub fn ip_of(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     client_ip(
-        req.headers(),
+        headers,
         peer,
         state.settings.rate_limits.trust_forwarded_for,
     )
     .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-/// Counts a hit against `key` under `rule`; `Err(429)` when over the limit.
-/// Always allowed when rate limits are disabled.
-pub async fn enforce(
-    state: &AppState,
-    key: &str,
-    rule: Rule,
-) -> Result<Option<Decision>, ApiError> {
+/// Counts a hit against `key` under `rule`: the one place limits are
+/// counted. `None` when rate limits are disabled; a denial is counted in
+/// `rate_limited_total{rule}` (the key's first segment).
+async fn hit(state: &AppState, key: &str, rule: Rule) -> Option<Decision> {
     if !state.settings.rate_limits.enabled {
-        return Ok(None);
+        return None;
     }
     let decision = state.limiter.hit(key, rule).await;
-    if decision.allowed {
-        Ok(Some(decision))
-    } else {
-        metrics::counter!("rate_limited_total", "rule" => key.split(':').next().unwrap_or("").to_owned())
-            .increment(1);
-        Err(ApiError::TooManyRequests)
+    if !decision.allowed {
+        let name = key.split(':').next().unwrap_or("").to_owned();
+        metrics::counter!("rate_limited_total", "rule" => name).increment(1);
     }
+    Some(decision)
 }
 
-/// Per-IP limit for one endpoint (registration, sign-in).
+/// Per-IP limit for one endpoint (registration, sign-in): 429 when over.
 pub async fn enforce_ip(
     state: &AppState,
     bucket: &str,
     ip: &str,
     rule: Rule,
 ) -> Result<(), ApiError> {
-    enforce(state, &format!("{bucket}:ip:{ip}"), rule)
-        .await
-        .map(|_| ())
+    match hit(state, &format!("{bucket}:ip:{ip}"), rule).await {
+        Some(d) if !d.allowed => Err(ApiError::TooManyRequests),
+        _ => Ok(()),
+    }
 }
 
 /// `X-RateLimit-Reset` in Mastodon's format: ISO 8601 with microseconds.
@@ -114,50 +106,34 @@ fn add_rate_headers(headers: &mut HeaderMap, d: &Decision) {
 /// The API-wide limit (300 per 5 minutes per token, or per IP for anonymous
 /// calls), with `X-RateLimit-*` headers on every `/api/` response.
 pub async fn rate_limit_api(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/") || !state.settings.rate_limits.enabled {
+    if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
-    let (parts, body) = req.into_parts();
-    let key = match crate::auth::bearer(&parts) {
+    let key = match crate::auth::bearer_of(req.headers(), req.uri()) {
         // Keyed by a hash: the token itself never sits in a cache.
         Some(token) => {
             let h = SecretHash::of(&token).0;
-            format!(
-                "api:token:{}",
-                h[..12]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            )
+            let hex: String = h[..12].iter().map(|b| format!("{b:02x}")).collect();
+            format!("api:token:{hex}")
         }
-        None => format!(
-            "api:ip:{}",
-            request_ip(&state, &Request::from_parts(parts.clone(), Body::empty()))
-        ),
+        None => {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0);
+            format!("api:ip:{}", ip_of(&state, req.headers(), peer))
+        }
     };
-    let req = Request::from_parts(parts, body);
-    let decision = state
-        .limiter
-        .hit(&key, state.settings.rate_limits.api)
-        .await;
+    let Some(decision) = hit(&state, &key, state.settings.rate_limits.api).await else {
+        return next.run(req).await;
+    };
     let mut response = if decision.allowed {
         next.run(req).await
     } else {
-        metrics::counter!("rate_limited_total", "rule" => "api").increment(1);
         ApiError::TooManyRequests.into_response()
     };
     add_rate_headers(response.headers_mut(), &decision);
     response
-}
-
-/// The client IP of a request, for handlers' own limits.
-pub fn ip_of(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    client_ip(
-        headers,
-        peer,
-        state.settings.rate_limits.trust_forwarded_for,
-    )
-    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// Request count and latency per route (the route pattern, never the raw

@@ -39,10 +39,6 @@ impl Params {
             .map_err(|e| ApiError::Unprocessable(format!("Invalid parameters: {e}")))
     }
 
-    pub fn get_str(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
-    }
-
     /// Inserts `key=value` where `key` may be `a[b][]` or `a[0][c]`.
     fn insert_pair(&mut self, key: &str, value: Value) {
         let (head, rest) = match key.find('[') {

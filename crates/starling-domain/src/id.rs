@@ -98,12 +98,6 @@ impl Id {
     pub fn unix_ms(self) -> u64 {
         self.0 as u64 >> LOW_BITS
     }
-
-    /// The smallest id that could have been made at `unix_ms`: a pagination
-    /// bound for "everything since this instant".
-    pub fn lower_bound_at(unix_ms: u64) -> Self {
-        Self((unix_ms << LOW_BITS) as i64)
-    }
 }
 
 impl fmt::Display for Id {

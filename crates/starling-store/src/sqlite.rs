@@ -79,6 +79,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(e.to_string())
         }
+        // SQLite names the violated column: "UNIQUE constraint failed:
+        // email_directory.email_key" or "accounts.username_key".
         sqlx::Error::Database(ref db) if db.is_unique_violation() => {
             let msg = db.message();
             if msg.contains("email") {
@@ -220,10 +222,7 @@ impl Store for SqliteStore {
             .bind(a.id.as_i64())
             .execute(&mut *tx)
             .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Internal(m) if m.contains("UNIQUE") => StoreError::Conflict("email"),
-                other => other,
-            })?;
+            .map_err(map_err)?;
         sqlx::query(&format!(
             "INSERT INTO accounts ({ACCOUNT_COLUMNS}, username_key) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -247,10 +246,7 @@ impl Store for SqliteStore {
         .bind(a.username.to_ascii_lowercase())
         .execute(&mut *tx)
         .await
-        .map_err(|e| match map_err(e) {
-            StoreError::Internal(m) if m.contains("UNIQUE") => StoreError::Conflict("username"),
-            other => other,
-        })?;
+        .map_err(map_err)?;
         sqlx::query(
             "INSERT INTO credentials (account_id, email, password_hash, locale) VALUES (?, ?, ?, ?)",
         )

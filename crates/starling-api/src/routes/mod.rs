@@ -11,7 +11,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub fn all(_state: AppState) -> Router<AppState> {
+pub fn all() -> Router<AppState> {
     Router::new()
         // Operations.
         .route("/", get(health::front_page))

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -142,16 +142,10 @@ async fn checked(state: &AppState, form: &AuthorizeForm) -> Result<AuthorizeRequ
 }
 
 /// `GET /oauth/authorize`: the sign-in and consent page.
-pub async fn authorize_page(
-    State(state): State<AppState>,
-    params: Query<Vec<(String, String)>>,
-) -> Response {
-    let params = Params::from_query(Some(
-        &form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.0.iter())
-            .finish(),
-    ));
-    let form: AuthorizeForm = params.parse().unwrap_or_default();
+pub async fn authorize_page(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let form: AuthorizeForm = Params::from_query(query.as_deref())
+        .parse()
+        .unwrap_or_default();
     match checked(&state, &form).await {
         Ok(req) => consent(&state, &req, "", None, StatusCode::OK),
         Err(page) => page,
