@@ -1,14 +1,17 @@
 """Helpers for the compatibility suite (not a test module)."""
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 from urllib.parse import urljoin
 
 import requests
@@ -37,6 +40,46 @@ class User:
     client_id: str
     client_secret: str
     api: Mastodon  # Mastodon.py client authenticated as this user
+    _id: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        """The account id (verify_credentials, fetched once)."""
+        if self._id is None:
+            self._id = self.api.account_verify_credentials()["id"]
+        return self._id
+
+
+# ---------------------------------------------------------------------------
+# Waiting for the asynchronous half (fan-out to home timelines, notifications)
+# ---------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+POLL_INTERVAL = 0.05
+POLL_TIMEOUT = 10.0
+
+
+def wait_for(fetch: Callable[[], T], until: Callable[[T], bool] = bool, what: str = "condition",
+             timeout: float = POLL_TIMEOUT, interval: float = POLL_INTERVAL) -> T:
+    """Call `fetch()` every `interval` s until `until(value)` holds; return that value.
+
+    Home-timeline fan-out and notifications are written by background consumers a
+    few milliseconds after the request that caused them, so tests poll with a
+    deadline instead of sleeping."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if until(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value:\n{value!r}")
+        time.sleep(interval)
+
+
+def text_of(fragment: str) -> str:
+    """Plain text of an HTML fragment (status content, account note)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment or ""))
 
 
 def app_token(base_url: str, client_id: str, client_secret: str, scope: str = "read write follow push") -> str:
@@ -167,6 +210,7 @@ def toot_env(home: Path) -> Dict[str, str]:
     env = dict(os.environ)
     env["HOME"] = str(home)
     env["XDG_CONFIG_HOME"] = str(home / ".config")
+    env["XDG_CACHE_HOME"] = str(home / ".cache")   # toot keeps the last posted id there
     env["PYTHONUNBUFFERED"] = "1"
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "120"
@@ -177,15 +221,43 @@ def toot_env(home: Path) -> Dict[str, str]:
     return env
 
 
-def run_toot(home: Path, *args: str, input: Optional[str] = None, timeout: int = 60) -> subprocess.CompletedProcess:
+def run_toot(home: Path, *args: str, input: Optional[str] = None, timeout: int = 60,
+             env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    full_env = toot_env(home)
+    if env:
+        full_env.update(env)
     return subprocess.run(
         [toot_executable(), *args],
-        env=toot_env(home),
+        env=full_env,
         input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def invoke_toot(home: Path, *args: str, input: Optional[str] = None,
+                env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Run the toot CLI in-process with click's CliRunner (same command code as the
+    `toot` executable, without ~0.5 s of interpreter start-up per call).
+
+    Same isolation as run_toot: HOME/XDG dirs point into `home`, TOOT_* variables are
+    removed for the duration of the call.  Returns a CompletedProcess look-alike."""
+    import traceback
+    from click.testing import CliRunner
+    from toot.cli import cli
+
+    overrides: Dict[str, Optional[str]] = {k: None for k in os.environ if k.startswith("TOOT_")}
+    full = toot_env(home)
+    for k in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "NO_COLOR", "COLUMNS"):
+        overrides[k] = full[k]
+    if env:
+        overrides.update(env)
+    result = CliRunner().invoke(cli, list(args), input=input, env=overrides, catch_exceptions=True)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return subprocess.CompletedProcess(["toot", *args], result.exit_code, result.stdout, stderr)
 
 
 def toot_config(home: Path) -> dict:

@@ -5,9 +5,12 @@
 //! milliseconds and `Z`.
 
 use serde::Serialize;
+use starling_core::notifications::NotificationView;
+use starling_core::views::StatusView;
 use starling_domain::account::ProfileField;
 use starling_domain::oauth::App;
-use starling_domain::Account;
+use starling_domain::{Account, Relationship};
+use starling_store::Marker;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
@@ -173,7 +176,9 @@ pub struct CredentialAccountJson {
 }
 
 impl CredentialAccountJson {
-    pub fn new(a: &Account, s: &ApiSettings) -> Self {
+    /// The owner's view of their account; `follow_requests` is how many
+    /// follow requests wait for their answer.
+    pub fn new(a: &Account, follow_requests: u64, s: &ApiSettings) -> Self {
         Self {
             account: AccountJson::new(a, s),
             source: Source {
@@ -189,7 +194,7 @@ impl CredentialAccountJson {
                         value: f.value.clone(),
                     })
                     .collect(),
-                follow_requests_count: 0,
+                follow_requests_count: follow_requests as i64,
                 hide_collections: false,
                 discoverable: a.discoverable,
                 indexable: false,
@@ -277,5 +282,248 @@ mod tests {
         assert_eq!(text_to_html(""), "");
         assert_eq!(text_to_html("a\nb\n\nc"), "<p>a<br />b</p><p>c</p>");
         assert_eq!(text_to_html("<script>"), "<p>&lt;script&gt;</p>");
+    }
+}
+
+// ---- the social core ------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct MentionJson {
+    pub id: String,
+    pub username: String,
+    pub url: String,
+    pub acct: String,
+}
+
+#[derive(Serialize)]
+pub struct StatusTagJson {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Serialize)]
+pub struct StatusJson {
+    pub id: String,
+    pub created_at: String,
+    pub in_reply_to_id: Option<String>,
+    pub in_reply_to_account_id: Option<String>,
+    pub sensitive: bool,
+    pub spoiler_text: String,
+    pub visibility: &'static str,
+    pub language: Option<String>,
+    pub uri: String,
+    pub url: Option<String>,
+    pub replies_count: i64,
+    pub reblogs_count: i64,
+    pub favourites_count: i64,
+    pub quotes_count: i64,
+    pub edited_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub favourited: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reblogged: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bookmarked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    pub content: String,
+    pub filtered: Vec<serde_json::Value>,
+    pub reblog: Option<Box<StatusJson>>,
+    pub application: Option<serde_json::Value>,
+    pub account: AccountJson,
+    pub media_attachments: Vec<serde_json::Value>,
+    pub mentions: Vec<MentionJson>,
+    pub tags: Vec<StatusTagJson>,
+    pub emojis: Vec<serde_json::Value>,
+    pub card: Option<serde_json::Value>,
+    pub poll: Option<serde_json::Value>,
+    pub quote: Option<serde_json::Value>,
+    pub quote_approval: serde_json::Value,
+    /// The source text: only on the answer to DELETE (delete and redraft).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// `/tags/<name>` with the name percent-encoded.
+fn tag_url(s: &ApiSettings, name: &str) -> String {
+    let mut url = s.public_url.clone();
+    url.set_path("/tags/");
+    url.path_segments_mut()
+        .map(|mut p| {
+            p.pop_if_empty().push(name);
+        })
+        .ok();
+    url.to_string()
+}
+
+impl StatusJson {
+    pub fn new(v: &StatusView, s: &ApiSettings) -> Self {
+        let st = &v.status;
+        let account = AccountJson::new(&v.account, s);
+        let permalink = s.url(&format!("/@{}/{}", v.account.username, st.id));
+        let uri = s.url(&format!("/users/{}/statuses/{}", v.account.username, st.id));
+        let own = v.viewer.is_some_and(|f| f.own);
+        Self {
+            id: st.id.to_string(),
+            created_at: datetime(st.created_at_ms),
+            in_reply_to_id: st.in_reply_to_id.map(|i| i.to_string()),
+            in_reply_to_account_id: st.in_reply_to_account_id.map(|i| i.to_string()),
+            sensitive: st.sensitive,
+            spoiler_text: st.spoiler_text.clone(),
+            visibility: st.visibility.as_str(),
+            language: st.language.clone(),
+            url: Some(permalink),
+            uri,
+            replies_count: st.replies_count,
+            reblogs_count: st.reblogs_count,
+            favourites_count: st.favourites_count,
+            quotes_count: 0,
+            edited_at: None,
+            favourited: v.viewer.map(|f| f.favourited),
+            reblogged: v.viewer.map(|f| f.reblogged),
+            muted: v.viewer.map(|f| f.muted),
+            bookmarked: v.viewer.map(|_| false),
+            pinned: own.then_some(false),
+            content: st.content.clone(),
+            filtered: vec![],
+            reblog: v.reblog.as_ref().map(|r| Box::new(Self::new(r, s))),
+            application: None,
+            account,
+            media_attachments: vec![],
+            mentions: v
+                .mentions
+                .iter()
+                .map(|a| MentionJson {
+                    id: a.id.to_string(),
+                    username: a.username.clone(),
+                    url: s.url(&format!("/@{}", a.username)),
+                    acct: a.username.clone(),
+                })
+                .collect(),
+            tags: st
+                .tags
+                .iter()
+                .map(|t| StatusTagJson {
+                    name: t.clone(),
+                    url: tag_url(s, t),
+                })
+                .collect(),
+            emojis: vec![],
+            card: None,
+            poll: None,
+            quote: None,
+            quote_approval: serde_json::json!({"automatic": [], "manual": [], "current_user": "denied"}),
+            text: None,
+        }
+    }
+
+    pub fn list(views: &[StatusView], s: &ApiSettings) -> Vec<Self> {
+        views.iter().map(|v| Self::new(v, s)).collect()
+    }
+}
+
+#[derive(Serialize)]
+pub struct RelationshipJson {
+    pub id: String,
+    pub following: bool,
+    pub showing_reblogs: bool,
+    pub notifying: bool,
+    pub languages: Option<Vec<String>>,
+    pub followed_by: bool,
+    pub blocking: bool,
+    pub blocked_by: bool,
+    pub muting: bool,
+    pub muting_notifications: bool,
+    pub requested: bool,
+    pub requested_by: bool,
+    pub domain_blocking: bool,
+    pub endorsed: bool,
+    pub note: String,
+}
+
+impl RelationshipJson {
+    pub fn new(r: &Relationship) -> Self {
+        Self {
+            id: r.id.to_string(),
+            following: r.following,
+            showing_reblogs: r.showing_reblogs,
+            notifying: r.notifying,
+            languages: None,
+            followed_by: r.followed_by,
+            blocking: r.blocking,
+            blocked_by: r.blocked_by,
+            muting: r.muting,
+            muting_notifications: r.muting_notifications,
+            requested: r.requested,
+            requested_by: r.requested_by,
+            domain_blocking: false,
+            endorsed: false,
+            note: String::new(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct NotificationJson {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub group_key: String,
+    pub created_at: String,
+    pub account: AccountJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusJson>,
+}
+
+impl NotificationJson {
+    pub fn new(n: &NotificationView, s: &ApiSettings) -> Self {
+        Self {
+            id: n.notification.id.to_string(),
+            kind: n.notification.kind.as_str(),
+            group_key: format!("ungrouped-{}", n.notification.id),
+            created_at: datetime(n.notification.created_at_ms),
+            account: AccountJson::new(&n.account, s),
+            status: n.status.as_ref().map(|v| StatusJson::new(v, s)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TagJson {
+    pub name: String,
+    pub url: String,
+    pub history: Vec<serde_json::Value>,
+    pub id: String,
+    pub following: bool,
+}
+
+impl TagJson {
+    pub fn new(name: &str, s: &ApiSettings) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: tag_url(s, name),
+            history: vec![],
+            id: name.to_owned(),
+            following: false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MarkerJson {
+    pub last_read_id: String,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+impl MarkerJson {
+    pub fn new(m: &Marker) -> Self {
+        Self {
+            last_read_id: m.last_read_id.to_string(),
+            version: m.version,
+            updated_at: datetime(m.updated_at_ms),
+        }
     }
 }

@@ -5,10 +5,15 @@
 //! first, the literal `max_id=` / `min_id=`, the request's other filters
 //! carried over, and no header at all on an empty page.
 
-use starling_domain::Id;
+use axum::http::{header, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use starling_domain::{Id, Page};
 use url::Url;
 
 use crate::error::ApiError;
+use crate::settings::ApiSettings;
 
 /// A page request, parsed and clamped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +87,41 @@ impl PageRequest {
             limit,
         })
     }
+}
+
+impl PageRequest {
+    /// The store's view of this request.
+    pub fn page(&self) -> Page {
+        Page {
+            max_id: self.max_id,
+            since_id: self.since_id,
+            min_id: self.min_id,
+            limit: self.limit,
+        }
+    }
+}
+
+/// A JSON list with its `Link` header. `cursors` are the row ids the page
+/// was cut on, in the order of `items` (newest first).
+pub fn paged<T: Serialize>(
+    settings: &ApiSettings,
+    uri: &Uri,
+    items: Vec<T>,
+    cursors: &[Id],
+) -> Response {
+    let mut base = settings.public_url.clone();
+    base.set_path(uri.path());
+    let link = link_header(
+        &base,
+        uri.query(),
+        cursors.first().copied(),
+        cursors.last().copied(),
+    );
+    let mut response = Json(items).into_response();
+    if let Some(value) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    response
 }
 
 /// Builds the `Link` header for a page whose items have cursors

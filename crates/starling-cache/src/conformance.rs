@@ -1,12 +1,21 @@
-//! The rate-limiter conformance suite. Adapters get a limiter reading the
-//! given [`ManualClock`], so windows are crossed without sleeping.
+//! The cache conformance suites: what every adapter of each cache seam must
+//! do, one `pub async fn` per case and one macro per seam generating a
+//! `#[tokio::test]` for each.
+//!
+//! - [`rate_limit_conformance_suite!`]: adapters get a limiter reading the
+//!   given [`ManualClock`], so windows are crossed without sleeping.
+//! - [`timeline_conformance_suite!`]: adapters get a fresh
+//!   [`TimelineCache`] with a small cap (10, say) so capping is cheap to
+//!   test; the cases read it with [`TimelineCache::cap`]. Owners and entries
+//!   get fresh ids in every case, so a shared Redis works too. Idle expiry
+//!   and size bounds are adapter policy and are tested by each adapter.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use starling_domain::ManualClock;
+use starling_domain::{Id, IdGenerator, ManualClock, Page, ShardId};
 
-use crate::{RateLimiter, Rule};
+use crate::{RateLimiter, Rule, TimelineCache, TimelineEntry};
 
 #[macro_export]
 macro_rules! rate_limit_conformance_suite {
@@ -89,4 +98,364 @@ pub async fn keys_are_independent(limiter: &dyn RateLimiter, _clock: Arc<ManualC
 fn clock_ms(clock: &ManualClock) -> i64 {
     use starling_domain::Clock;
     clock.now_ms()
+}
+
+/// Generates one `#[tokio::test]` per timeline-cache case. `$make` is an
+/// async fn returning `(cache, guard)`; the guard lives as long as the test.
+#[macro_export]
+macro_rules! timeline_conformance_suite {
+    ($make:path) => {
+        $crate::timeline_conformance_suite!(@cases $make;
+            missing_timeline_is_none,
+            rebuild_is_incomplete_until_filled,
+            fill_merges_and_pages_like_mastodon,
+            push_lands_only_on_existing_timelines_once,
+            cap_keeps_the_newest,
+            older_pushes_keep_the_order,
+            remove_takes_out_ids,
+            remove_author_takes_posts_and_boosts,
+            forget_drops_the_timeline,
+            owners_are_independent,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (cache, _guard) = $make().await;
+                $crate::conformance::$case(&*cache).await;
+            }
+        )*
+    };
+}
+
+/// Fresh owners and entries, with ids increasing in creation order.
+struct Ids(IdGenerator);
+
+impl Ids {
+    fn new() -> Self {
+        Self(IdGenerator::new())
+    }
+
+    fn id(&self) -> Id {
+        self.0.next(ShardId::for_key("timeline-conformance"))
+    }
+
+    fn post(&self, author: Id) -> TimelineEntry {
+        TimelineEntry {
+            id: self.id(),
+            author_id: author,
+            reblog_of_id: None,
+        }
+    }
+
+    fn boost(&self, booster: Id, of: Id) -> TimelineEntry {
+        TimelineEntry {
+            id: self.id(),
+            author_id: booster,
+            reblog_of_id: Some(of),
+        }
+    }
+
+    /// `n` posts by `author`, oldest first.
+    fn posts(&self, author: Id, n: usize) -> Vec<TimelineEntry> {
+        (0..n).map(|_| self.post(author)).collect()
+    }
+}
+
+fn page(max: Option<Id>, since: Option<Id>, min: Option<Id>, limit: usize) -> Page {
+    Page {
+        max_id: max,
+        since_id: since,
+        min_id: min,
+        limit,
+    }
+}
+
+/// Newest first.
+fn newest_first(entries: &[TimelineEntry]) -> Vec<TimelineEntry> {
+    let mut v = entries.to_vec();
+    v.sort_by_key(|e| std::cmp::Reverse(e.id));
+    v
+}
+
+/// The whole complete timeline, newest first (panics if it is not there).
+async fn all_of(cache: &dyn TimelineCache, owner: Id) -> Vec<TimelineEntry> {
+    cache
+        .range(owner, &Page::first(cache.cap().saturating_add(100)))
+        .await
+        .expect("range")
+        .expect("a complete timeline")
+}
+
+async fn is_missing(cache: &dyn TimelineCache, owner: Id) -> bool {
+    let range = cache.range(owner, &Page::first(20)).await.expect("range");
+    let exists = cache.exists(owner).await.expect("exists");
+    range.is_none() && !exists
+}
+
+pub async fn missing_timeline_is_none(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let owner = ids.id();
+    assert!(is_missing(cache, owner).await);
+    // Housekeeping on a missing timeline is a no-op, and creates nothing.
+    cache.remove(owner, &[ids.id()]).await.expect("remove");
+    cache
+        .remove_author(owner, ids.id())
+        .await
+        .expect("remove_author");
+    cache.forget(owner).await.expect("forget");
+    assert!(is_missing(cache, owner).await);
+}
+
+pub async fn rebuild_is_incomplete_until_filled(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (owner, author) = (ids.id(), ids.id());
+    let from_store = ids.posts(author, 3);
+
+    cache.begin_rebuild(owner).await.expect("begin_rebuild");
+    assert!(
+        cache.exists(owner).await.expect("exists"),
+        "a fan-out target now"
+    );
+    assert_eq!(
+        cache.range(owner, &Page::first(20)).await.expect("range"),
+        None
+    );
+
+    // Posted while the reader was reading the store: kept by the fill.
+    let during = ids.post(author);
+    cache.push(&[(owner, during)]).await.expect("push");
+    assert_eq!(
+        cache.range(owner, &Page::first(20)).await.expect("range"),
+        None
+    );
+
+    cache.fill(owner, &from_store).await.expect("fill");
+    let mut expected = from_store.clone();
+    expected.push(during);
+    assert_eq!(all_of(cache, owner).await, newest_first(&expected));
+
+    // A second rebuild of a complete timeline changes nothing.
+    cache.begin_rebuild(owner).await.expect("begin_rebuild");
+    assert_eq!(all_of(cache, owner).await, newest_first(&expected));
+
+    // fill alone creates a complete timeline too.
+    let other = ids.id();
+    cache.fill(other, &from_store).await.expect("fill");
+    assert_eq!(all_of(cache, other).await, newest_first(&from_store));
+    // And an empty fill makes an empty, complete timeline.
+    let empty = ids.id();
+    cache.fill(empty, &[]).await.expect("fill");
+    assert_eq!(all_of(cache, empty).await, vec![]);
+}
+
+pub async fn fill_merges_and_pages_like_mastodon(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (owner, author) = (ids.id(), ids.id());
+    let e = ids.posts(author, 9); // e[0] oldest .. e[8] newest
+                                  // Fill in two overlapping, unsorted parts: merged, one copy each.
+    let mut first: Vec<TimelineEntry> = e[..6].to_vec();
+    first.reverse();
+    cache.fill(owner, &first).await.expect("fill");
+    let second = [e[8], e[3], e[7], e[6], e[5], e[4]];
+    cache.fill(owner, &second).await.expect("fill again");
+    let all = newest_first(&e);
+    assert_eq!(all_of(cache, owner).await, all);
+
+    let at = |i: usize| Some(e[i].id);
+    let pick = |idx: &[usize]| idx.iter().map(|i| e[*i]).collect::<Vec<_>>();
+    let cases = [
+        (page(None, None, None, 3), pick(&[8, 7, 6])),
+        (page(at(6), None, None, 3), pick(&[5, 4, 3])),
+        (page(at(1), None, None, 3), pick(&[0])),
+        (page(at(0), None, None, 3), vec![]),
+        // since_id: the newest page above the cutoff.
+        (page(None, at(2), None, 2), pick(&[8, 7])),
+        // min_id: the entries just above it, newest first.
+        (page(None, None, at(2), 2), pick(&[4, 3])),
+        (page(at(7), None, at(2), 10), pick(&[6, 5, 4, 3])),
+        (page(at(7), at(2), None, 2), pick(&[6, 5])),
+        (page(None, None, at(8), 5), vec![]),
+        (page(at(4), None, at(3), 5), vec![]),
+        (page(None, None, None, 0), vec![]),
+        (page(None, None, None, 100), all.clone()),
+    ];
+    for (p, expected) in cases {
+        let got = cache
+            .range(owner, &p)
+            .await
+            .expect("range")
+            .expect("complete");
+        assert_eq!(got, expected, "{p:?}");
+        // Exactly what the store's paging would pick.
+        assert_eq!(got, p.select(all.clone(), |t| t.id), "{p:?}");
+    }
+}
+
+pub async fn push_lands_only_on_existing_timelines_once(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (active, absent, author) = (ids.id(), ids.id(), ids.id());
+    let old = ids.post(author);
+    cache.fill(active, &[old]).await.expect("fill");
+
+    let new = ids.post(author);
+    cache
+        .push(&[(active, new), (absent, new), (active, new)])
+        .await
+        .expect("push");
+    cache.push(&[(active, new)]).await.expect("push again");
+    cache.push(&[]).await.expect("empty push");
+    cache
+        .fill(active, &[new, old])
+        .await
+        .expect("fill with copies");
+    assert_eq!(all_of(cache, active).await, vec![new, old], "one copy");
+    assert!(is_missing(cache, absent).await, "push creates nothing");
+}
+
+pub async fn cap_keeps_the_newest(cache: &dyn TimelineCache) {
+    let cap = cache.cap();
+    assert!(cap >= 2, "the suite needs a cap of at least 2");
+    let ids = Ids::new();
+    let (owner, author) = (ids.id(), ids.id());
+
+    // A fill beyond the cap keeps the newest `cap`.
+    let many = ids.posts(author, cap + 3);
+    cache.fill(owner, &many).await.expect("fill");
+    let kept = all_of(cache, owner).await;
+    assert_eq!(kept, newest_first(&many[3..]));
+
+    // Pushes beyond the cap push the oldest out.
+    let newer = ids.posts(author, 2);
+    let items: Vec<(Id, TimelineEntry)> = newer.iter().map(|e| (owner, *e)).collect();
+    cache.push(&items).await.expect("push");
+    let mut expected = many[5..].to_vec();
+    expected.extend(newer);
+    assert_eq!(all_of(cache, owner).await, newest_first(&expected));
+    assert_eq!(expected.len(), cap);
+}
+
+pub async fn older_pushes_keep_the_order(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (owner, author) = (ids.id(), ids.id());
+    let e = ids.posts(author, 4);
+    cache.fill(owner, &[e[0], e[3]]).await.expect("fill");
+    // Out of order, as parallel fan-outs deliver.
+    cache
+        .push(&[(owner, e[2]), (owner, e[1])])
+        .await
+        .expect("push");
+    assert_eq!(all_of(cache, owner).await, newest_first(&e));
+
+    // On a full timeline, an entry older than all of it does not stay.
+    let full = ids.id();
+    let cap = cache.cap();
+    let oldest = ids.post(author);
+    let rest = ids.posts(author, cap);
+    cache.fill(full, &rest).await.expect("fill");
+    cache.push(&[(full, oldest)]).await.expect("push");
+    assert_eq!(all_of(cache, full).await, newest_first(&rest));
+}
+
+pub async fn remove_takes_out_ids(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (owner, author) = (ids.id(), ids.id());
+    let e = ids.posts(author, 4);
+    cache.fill(owner, &e).await.expect("fill");
+    cache
+        .remove(owner, &[e[1].id, ids.id(), e[3].id])
+        .await
+        .expect("remove");
+    assert_eq!(all_of(cache, owner).await, vec![e[2], e[0]]);
+    cache.remove(owner, &[]).await.expect("remove nothing");
+    assert_eq!(all_of(cache, owner).await, vec![e[2], e[0]]);
+}
+
+pub async fn remove_author_takes_posts_and_boosts(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (owner, gone, stays, other) = (ids.id(), ids.id(), ids.id(), ids.id());
+    let post_by_gone = ids.post(gone);
+    let post_by_stays = ids.post(stays);
+    let boost_by_gone = ids.boost(gone, ids.id());
+    let boost_by_stays = ids.boost(stays, ids.id());
+    let later_by_gone = ids.post(gone);
+    let entries = [
+        post_by_gone,
+        post_by_stays,
+        boost_by_gone,
+        boost_by_stays,
+        later_by_gone,
+    ];
+    cache.fill(owner, &entries).await.expect("fill");
+    cache
+        .remove_author(owner, gone)
+        .await
+        .expect("remove_author");
+    assert_eq!(
+        all_of(cache, owner).await,
+        vec![boost_by_stays, post_by_stays],
+        "a boost's author is its booster"
+    );
+    cache
+        .remove_author(owner, other)
+        .await
+        .expect("nobody's entries");
+    assert_eq!(all_of(cache, owner).await.len(), 2);
+}
+
+pub async fn forget_drops_the_timeline(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (owner, author) = (ids.id(), ids.id());
+    cache
+        .fill(owner, &ids.posts(author, 3))
+        .await
+        .expect("fill");
+    cache.forget(owner).await.expect("forget");
+    assert!(is_missing(cache, owner).await);
+    // Forgotten means no more fan-out onto it.
+    cache
+        .push(&[(owner, ids.post(author))])
+        .await
+        .expect("push");
+    assert!(is_missing(cache, owner).await);
+    // A rebuild starts from nothing.
+    cache.begin_rebuild(owner).await.expect("begin_rebuild");
+    let fresh = ids.post(author);
+    cache.fill(owner, &[fresh]).await.expect("fill");
+    assert_eq!(all_of(cache, owner).await, vec![fresh]);
+
+    // Forgetting an incomplete timeline drops it too.
+    let rebuilding = ids.id();
+    cache
+        .begin_rebuild(rebuilding)
+        .await
+        .expect("begin_rebuild");
+    cache.forget(rebuilding).await.expect("forget");
+    assert!(is_missing(cache, rebuilding).await);
+}
+
+pub async fn owners_are_independent(cache: &dyn TimelineCache) {
+    let ids = Ids::new();
+    let (a, b, author) = (ids.id(), ids.id(), ids.id());
+    let shared = ids.post(author);
+    cache.fill(a, &[shared]).await.expect("fill a");
+    cache.fill(b, &[shared]).await.expect("fill b");
+
+    let only_a = ids.post(author);
+    cache.push(&[(a, only_a)]).await.expect("push");
+    assert_eq!(all_of(cache, a).await, vec![only_a, shared]);
+    assert_eq!(all_of(cache, b).await, vec![shared]);
+
+    cache.remove(b, &[shared.id]).await.expect("remove");
+    assert_eq!(all_of(cache, a).await, vec![only_a, shared]);
+    assert_eq!(all_of(cache, b).await, vec![]);
+
+    cache.remove_author(a, author).await.expect("remove_author");
+    cache.push(&[(b, only_a)]).await.expect("push");
+    assert_eq!(all_of(cache, b).await, vec![only_a]);
+
+    cache.forget(a).await.expect("forget");
+    assert!(is_missing(cache, a).await);
+    assert_eq!(all_of(cache, b).await, vec![only_a]);
 }

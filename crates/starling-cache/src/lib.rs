@@ -2,15 +2,25 @@
 //!
 //! Everything behind these seams may be lost at any time (a restarted Redis,
 //! a new process) without losing anything a user was promised; the store is
-//! the system of record. For now the seam holds rate-limit buckets; the
-//! timeline and object caches join it with the social core.
+//! the system of record. The crate holds two seams:
 //!
-//! Each seam has an in-process adapter (the embedded shape) and, later, a
-//! Redis one (the distributed shape), and one conformance suite for both.
+//! - [`RateLimiter`]: fixed-window rate-limit buckets;
+//! - [`TimelineCache`]: the capped home (and other) timelines that fan-out
+//!   fills on write and readers page through, rebuilt from the store when
+//!   missing.
+//!
+//! Each seam has an in-process adapter for the embedded shape
+//! ([`MemoryRateLimiter`], [`MemoryTimelineCache`]) and, later, a Redis one
+//! for the distributed shape, and one conformance suite (in `conformance`,
+//! behind the feature of that name) that every adapter passes.
 
+pub mod memory_timeline;
 pub mod rate_limit;
+pub mod timeline;
 
+pub use memory_timeline::MemoryTimelineCache;
 pub use rate_limit::{Decision, MemoryRateLimiter, RateLimiter, Rule};
+pub use timeline::{CacheError, CacheResult, TimelineCache, TimelineEntry};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -7,13 +7,25 @@
 
 pub mod accounts;
 pub mod error;
+pub mod graph;
+pub mod notifications;
 pub mod oauth;
+mod objects;
 pub mod passwords;
+pub mod search;
+pub mod statuses;
+pub mod timelines;
+pub mod views;
+pub mod workers;
 
 use std::sync::Arc;
 
-use starling_domain::{Clock, IdGenerator};
-use starling_store::Store;
+use starling_cache::TimelineCache;
+use starling_domain::{Clock, Id, IdGenerator, ShardId};
+use starling_store::{Stamp, Store};
+use tokio::sync::Notify;
+
+pub use objects::ObjectCache;
 
 pub use error::{CoreError, CoreResult, OAuthError};
 pub use oauth::Principal;
@@ -24,20 +36,42 @@ pub use passwords::Passwords;
 pub struct CoreSettings {
     /// Whether `POST /api/v1/accounts` accepts new sign-ups.
     pub registrations_open: bool,
+    /// Base of the URLs written into content (`https://host`, no slash).
+    pub base_url: String,
+    /// Authors with at least this many followers are not fanned out on
+    /// write; their posts are merged into home timelines at read time.
+    pub large_account_threshold: i64,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_ms: i64,
 }
 
 impl Default for CoreSettings {
     fn default() -> Self {
         Self {
             registrations_open: true,
+            base_url: "http://localhost".into(),
+            large_account_threshold: 10_000,
+            idempotency_ttl_ms: 3_600_000,
         }
     }
+}
+
+/// The seams the use cases are bound to.
+#[derive(Clone)]
+pub struct Seams {
+    pub store: Arc<dyn Store>,
+    pub timelines: Arc<dyn TimelineCache>,
 }
 
 /// The use cases, bound to their seams. Cheap to clone.
 #[derive(Clone)]
 pub struct Core {
     store: Arc<dyn Store>,
+    timelines: Arc<dyn TimelineCache>,
+    objects: ObjectCache,
+    /// Poked after each write with an event, so the relay in this process
+    /// picks it up at once instead of at its next poll.
+    outbox_written: Arc<Notify>,
     ids: Arc<IdGenerator>,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
@@ -46,14 +80,17 @@ pub struct Core {
 
 impl Core {
     pub fn new(
-        store: Arc<dyn Store>,
+        seams: Seams,
         ids: Arc<IdGenerator>,
         clock: Arc<dyn Clock>,
         passwords: Passwords,
         settings: CoreSettings,
     ) -> Self {
         Self {
-            store,
+            store: seams.store,
+            timelines: seams.timelines,
+            objects: ObjectCache::new(100_000),
+            outbox_written: Arc::new(Notify::new()),
             ids,
             clock,
             passwords,
@@ -71,5 +108,27 @@ impl Core {
 
     pub fn settings(&self) -> &CoreSettings {
         &self.settings
+    }
+
+    pub fn timelines(&self) -> &Arc<dyn TimelineCache> {
+        &self.timelines
+    }
+
+    /// A fresh id and the current time for a write on `shard`.
+    fn stamp(&self, shard: ShardId) -> Stamp {
+        Stamp {
+            id: self.ids.next(shard),
+            at_ms: self.clock.now_ms(),
+        }
+    }
+
+    /// A new id on the shard that owns `owner`'s data.
+    fn id_for(&self, owner: Id) -> Id {
+        self.ids.next(owner.shard())
+    }
+
+    /// Tells the local relay that the outbox has something new.
+    fn outbox_written(&self) {
+        self.outbox_written.notify_one();
     }
 }

@@ -72,8 +72,12 @@ impl fmt::Display for ShardId {
     }
 }
 
-/// A 64-bit id; on the wire a decimal string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A 64-bit id; on the wire a decimal string (internal payloads such as
+/// events carry it as a JSON number).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Id(i64);
 
 impl Id {

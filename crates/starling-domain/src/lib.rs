@@ -7,15 +7,22 @@
 
 pub mod account;
 pub mod clock;
+pub mod event;
 pub mod id;
 pub mod oauth;
 pub mod scope;
 pub mod secret;
+pub mod social;
+pub mod status;
+pub mod text;
 pub mod validation;
 
 pub use account::{Account, Email, Password, ProfileUpdate, Username};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{Event, EventKind};
 pub use id::{Id, IdGenerator, ShardId, SHARD_COUNT};
 pub use scope::{Scope, ScopeSet};
 pub use secret::{Secret, SecretHash};
+pub use social::{FollowOptions, Notification, NotificationType, Page, Relationship};
+pub use status::{Status, Visibility};
 pub use validation::{FieldError, ValidationErrors};

@@ -19,9 +19,15 @@ use starling_domain::{Account, Id, SecretHash, ShardId};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod shard_map;
+pub mod social;
 pub mod sqlite;
+mod sqlite_social;
 
 pub use shard_map::ShardMap;
+pub use social::{
+    AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, IdempotencyKey, Marker,
+    NewStatus, NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, Stamp, StatusStore,
+};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in a store call, as the rest of the code needs to tell.
@@ -70,7 +76,7 @@ impl std::fmt::Debug for Login {
 /// [`Store::create_account`], which also claims the email on the email's
 /// shard.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: StatusStore + GraphStore + NotificationStore + OutboxStore {
     /// Cheap round trip to every physical database (readiness).
     async fn ping(&self) -> StoreResult<()>;
 

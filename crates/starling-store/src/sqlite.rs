@@ -25,8 +25,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// The pools of one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 pub struct SqliteStore {
@@ -69,12 +69,17 @@ impl SqliteStore {
         Self::open(&dir.join("starling.db"), 4).await
     }
 
-    fn db(&self, shard: ShardId) -> &SqliteDb {
+    pub(crate) fn db(&self, shard: ShardId) -> &SqliteDb {
         self.shards.get(shard)
+    }
+
+    /// Every physical database (queries that are not keyed by a shard).
+    pub(crate) fn physical_dbs(&self) -> &[SqliteDb] {
+        self.shards.physical()
     }
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(e.to_string())
@@ -95,16 +100,16 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("corrupt row: {what}"))
 }
 
-const ACCOUNT_COLUMNS: &str =
+pub(crate) const ACCOUNT_COLUMNS: &str =
     "id, username, display_name, note, fields, locked, bot, discoverable, \
      privacy, sensitive, language, created_at, statuses_count, followers_count, following_count, \
      last_status_at";
 
-fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
+pub(crate) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
     let fields_json: String = row.get("fields");
     let fields: Vec<serde_json::Value> =
         serde_json::from_str(&fields_json).map_err(|_| corrupt("accounts.fields"))?;
@@ -195,7 +200,14 @@ impl Store for SqliteStore {
         for db in self.shards.physical() {
             let row = sqlx::query(
                 "SELECT MAX(m) AS m FROM (SELECT MAX(id) AS m FROM accounts \
-                 UNION ALL SELECT MAX(id) FROM oauth_apps)",
+                 UNION ALL SELECT MAX(id) FROM oauth_apps \
+                 UNION ALL SELECT MAX(id) FROM statuses \
+                 UNION ALL SELECT MAX(id) FROM favourites \
+                 UNION ALL SELECT MAX(id) FROM follows \
+                 UNION ALL SELECT MAX(id) FROM follow_requests \
+                 UNION ALL SELECT MAX(id) FROM blocks \
+                 UNION ALL SELECT MAX(id) FROM mutes \
+                 UNION ALL SELECT MAX(id) FROM notifications)",
             )
             .fetch_one(&db.reader)
             .await

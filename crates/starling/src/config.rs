@@ -80,6 +80,33 @@ pub struct Config {
     /// Password hashes computed at once (each takes ~19 MiB and a core).
     pub password_hash_concurrency: usize,
     pub rate_limits: RateLimitConfig,
+    /// Authors with at least this many followers are not fanned out on
+    /// write; their posts are merged into home timelines at read time.
+    pub large_account_threshold: i64,
+    pub timelines: TimelineConfig,
+}
+
+/// The home-timeline cache.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TimelineConfig {
+    /// Entries kept per home timeline.
+    pub cap: usize,
+    /// A timeline nobody read for this long is dropped (no more fan-out to
+    /// it) and rebuilt from the store on its owner's next read.
+    pub idle_secs: u64,
+    /// Most home timelines held in memory; the least recently read go first.
+    pub max_timelines: u64,
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        Self {
+            cap: 800,
+            idle_secs: 7 * 24 * 3600,
+            max_timelines: 200_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -99,6 +126,8 @@ impl Default for Config {
             sqlite_readers: 8,
             password_hash_concurrency: 2,
             rate_limits: RateLimitConfig::default(),
+            large_account_threshold: 10_000,
+            timelines: TimelineConfig::default(),
         }
     }
 }
@@ -139,6 +168,15 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("invalid configuration: max_body_bytes must be at least 1024");
+        }
+        if self.large_account_threshold < 1 {
+            bail!("invalid configuration: large_account_threshold must be at least 1");
+        }
+        if self.timelines.cap < 40 {
+            bail!("invalid configuration: timelines.cap must be at least 40 (two pages)");
+        }
+        if self.timelines.idle_secs == 0 || self.timelines.max_timelines == 0 {
+            bail!("invalid configuration: timelines.idle_secs and timelines.max_timelines must be positive");
         }
         let r = &self.rate_limits;
         for (name, period) in [

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use starling::{App, Config, FlagOverrides, LogFormat};
+use starling::{App, Config, FlagOverrides, LogFormat, Role};
 use starling_core::accounts::Registration;
 use starling_domain::SystemClock;
 use tracing_subscriber::EnvFilter;
@@ -110,20 +110,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     match command {
         Command::Serve => {
-            let app = App::build(&config, clock, true).await?;
-            // Event consumers join this process with the social core; until
-            // then serving HTTP is every role there is.
+            let app = App::build(&config, clock, Role::Serve).await?;
             app.run(starling::shutdown_signal()).await
         }
         Command::Api => {
-            let app = App::build(&config, clock, false).await?;
+            let app = App::build(&config, clock, Role::Api).await?;
             app.run(starling::shutdown_signal()).await
         }
         Command::Worker => {
             let store = starling::open_store(&config).await?;
             store.ping().await?;
-            tracing::info!("worker started; no event kinds are defined yet, idling until shutdown");
-            starling::shutdown_signal().await;
+            let base = config.public_url_for(config.listen)?;
+            let core = starling::build_core(&config, store, clock, base.as_str()).await?;
+            let workers = starling::Workers::start(&core).await?;
+            tracing::info!(
+                "worker started: relaying the outbox to the fan-out and notification consumers"
+            );
+            workers.run(starling::shutdown_signal()).await;
             Ok(())
         }
         Command::Migrate => {
@@ -137,7 +140,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }) => {
             let store = starling::open_store(&config).await?;
             starling::migrate(&*store).await?;
-            let core = starling::build_core(&config, store, clock).await?;
+            let base = config.public_url_for(config.listen)?;
+            let core = starling::build_core(&config, store, clock, base.as_str()).await?;
             let account = core
                 .create_account(&Registration {
                     username: Some(username),

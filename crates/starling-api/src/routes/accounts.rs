@@ -73,7 +73,12 @@ pub async fn verify_credentials(
     Auth(caller): Auth,
 ) -> ApiResult<Json<CredentialAccountJson>> {
     let account = state.core.own_account(&caller).await?;
-    Ok(Json(CredentialAccountJson::new(&account, &state.settings)))
+    let requests = state.core.follow_requests_count(&caller).await?;
+    Ok(Json(CredentialAccountJson::new(
+        &account,
+        requests,
+        &state.settings,
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -162,7 +167,12 @@ pub async fn update_credentials(
             },
         )
         .await?;
-    Ok(Json(CredentialAccountJson::new(&account, &state.settings)))
+    let requests = state.core.follow_requests_count(&caller).await?;
+    Ok(Json(CredentialAccountJson::new(
+        &account,
+        requests,
+        &state.settings,
+    )))
 }
 
 pub async fn show(

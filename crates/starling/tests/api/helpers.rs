@@ -13,6 +13,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
+    /// Counts events the background consumers have not finished with.
+    probe: starling::OutboxProbe,
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -103,10 +105,11 @@ impl TestApp {
         config.rate_limits.enabled = false;
         adjust(&mut config);
         let clock = Arc::new(ManualClock::new());
-        let app = App::build(&config, clock.clone(), true)
+        let app = App::build(&config, clock.clone(), starling::Role::Serve)
             .await
             .expect("build app");
         let base = app.public_url();
+        let probe = app.outbox_probe();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run(async {
             let _ = stopped.await;
@@ -119,8 +122,27 @@ impl TestApp {
             base,
             client,
             clock,
+            probe,
             _dir: dir,
             stop: Some(stop),
+        }
+    }
+
+    /// Waits until every event written so far has been handled by every
+    /// consumer (fan-out, notifications): call before asserting on other
+    /// users' notifications or home timelines.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let pending = self.probe.pending().await;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pending} events still unhandled after 10 s: a consumer is stuck or failing"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
@@ -266,11 +288,16 @@ impl TestApp {
     /// Registers a fresh user through a fresh app; returns it with a user
     /// token of scopes `read write follow push`.
     pub async fn user(&self) -> User {
+        self.user_named(&unique("u")).await
+    }
+
+    /// Like [`TestApp::user`], with a chosen username.
+    pub async fn user_named(&self, username: &str) -> User {
         let client = self
             .create_app("read write follow push", "urn:ietf:wg:oauth:2.0:oob")
             .await;
         let app_token = self.app_token(&client, "read write follow push").await;
-        let username = unique("u");
+        let username = username.to_owned();
         let r = self.register(&app_token, &username).await;
         let token = r.expect(200)["access_token"]
             .as_str()
@@ -287,5 +314,397 @@ impl TestApp {
             token,
             id,
         }
+    }
+}
+
+// ---- the social core ---------------------------------------------------
+
+/// The `Link` header of a page, split into its two targets.
+#[derive(Debug, Default)]
+pub struct Links {
+    pub next: Option<String>,
+    pub prev: Option<String>,
+}
+
+impl Resp {
+    /// The body as a list (panics, naming the body, if it is not one).
+    #[track_caller]
+    pub fn list(&self) -> Vec<Value> {
+        self.json
+            .as_array()
+            .unwrap_or_else(|| panic!("expected a JSON array, got {}: {}", self.status, self.text))
+            .clone()
+    }
+
+    /// Parses `Link: <a>; rel="next", <b>; rel="prev"` strictly: every part
+    /// must be `<url>; rel="x"` with exactly one `;` (megalodon's parser).
+    #[track_caller]
+    pub fn links(&self) -> Links {
+        let mut links = Links::default();
+        let Some(header) = self.header("link") else {
+            return links;
+        };
+        for part in header.split(", ") {
+            let (url, rel) = part
+                .split_once("; ")
+                .unwrap_or_else(|| panic!("Link part without '; ': {header}"));
+            assert_eq!(part.matches(';').count(), 1, "one ';' per link: {header}");
+            let url = url
+                .strip_prefix('<')
+                .and_then(|u| u.strip_suffix('>'))
+                .unwrap_or_else(|| panic!("Link URL not in <>: {header}"))
+                .to_owned();
+            match rel {
+                "rel=\"next\"" => links.next = Some(url),
+                "rel=\"prev\"" => links.prev = Some(url),
+                other => panic!("unexpected link relation {other}: {header}"),
+            }
+        }
+        links
+    }
+}
+
+/// The ids of a list of entities, in order.
+pub fn ids(list: &[Value]) -> Vec<String> {
+    list.iter()
+        .map(|v| v["id"].as_str().expect("id is a string").to_owned())
+        .collect()
+}
+
+/// What a timeline entry shows: the status itself, or for a boost the
+/// boosted status's id (so a boost of X reads as `X`).
+pub fn shown(list: &[Value]) -> Vec<String> {
+    list.iter()
+        .map(|v| {
+            let s = if v["reblog"].is_object() {
+                &v["reblog"]
+            } else {
+                v
+            };
+            s["id"].as_str().expect("id is a string").to_owned()
+        })
+        .collect()
+}
+
+/// Ids sorted newest first (numerically, as the server orders them).
+pub fn newest_first(ids: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+    v.sort_by_key(|s| std::cmp::Reverse(s.parse::<i64>().expect("numeric id")));
+    v
+}
+
+/// The query-string value of `key` in `url`.
+pub fn query_param(url: &str, key: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).expect("absolute URL");
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `s` percent-encoded for a query string.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl TestApp {
+    /// The path and query of an absolute URL this server emitted (which must
+    /// start with its public base URL).
+    #[track_caller]
+    pub fn local_path(&self, url: &str) -> String {
+        url.strip_prefix(&self.base)
+            .unwrap_or_else(|| panic!("{url} is not an absolute URL on {}", self.base))
+            .to_owned()
+    }
+
+    /// `host:port` of this server, as `user@host` mentions name it.
+    pub fn domain(&self) -> String {
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned()
+    }
+
+    /// A token for `user` with exactly `scopes`, through a fresh app.
+    pub async fn token_for(&self, user: &User, scopes: &str) -> String {
+        let client = self
+            .create_app("read write follow push", "urn:ietf:wg:oauth:2.0:oob")
+            .await;
+        self.password_token(user, &client, scopes).await.expect(200)["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// An application token (no user) with `scopes`.
+    pub async fn app_only_token(&self, scopes: &str) -> String {
+        let client = self
+            .create_app("read write follow push", "urn:ietf:wg:oauth:2.0:oob")
+            .await;
+        self.app_token(&client, scopes).await
+    }
+
+    /// POST with no body and no content type (what toot sends to action
+    /// endpoints).
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut req = self.request(Method::POST, path);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut req = self.request(Method::DELETE, path);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        let mut req = self.request(Method::PATCH, path).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// `POST /api/v1/statuses` with a JSON body, as sent.
+    pub async fn create_status(&self, token: Option<&str>, body: &Value) -> Resp {
+        self.post_json("/api/v1/statuses", token, body).await
+    }
+
+    /// Posts `text` as `user` (public unless the account's default differs).
+    pub async fn post_status(&self, user: &User, text: &str) -> Value {
+        self.post_status_with(user, serde_json::json!({ "status": text }))
+            .await
+    }
+
+    /// Posts a status with a JSON body; must succeed.
+    pub async fn post_status_with(&self, user: &User, body: Value) -> Value {
+        let r = self.create_status(Some(&user.token), &body).await;
+        assert_eq!(r.status, 200, "posting {body} failed: {}", r.text);
+        r.json
+    }
+
+    /// Posts `text` with `visibility`; returns the new status id.
+    pub async fn post_visible(&self, user: &User, text: &str, visibility: &str) -> String {
+        let v = self
+            .post_status_with(
+                user,
+                serde_json::json!({ "status": text, "visibility": visibility }),
+            )
+            .await;
+        v["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Replies to `parent` with `text`; returns the reply.
+    pub async fn reply(&self, user: &User, parent: &str, text: &str) -> Value {
+        self.post_status_with(
+            user,
+            serde_json::json!({ "status": text, "in_reply_to_id": parent }),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/statuses/:id` as `viewer`.
+    pub async fn status(&self, id: &str, viewer: Option<&User>) -> Resp {
+        self.get(
+            &format!("/api/v1/statuses/{id}"),
+            viewer.map(|u| u.token.as_str()),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/statuses/:id/<action>` (reblog, favourite...) as `user`.
+    pub async fn act(&self, user: &User, id: &str, action: &str) -> Resp {
+        self.post_empty(
+            &format!("/api/v1/statuses/{id}/{action}"),
+            Some(&user.token),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/accounts/:id/<action>` (follow, block...) as `user`.
+    pub async fn account_action(&self, user: &User, target: &User, action: &str) -> Resp {
+        self.post_empty(
+            &format!("/api/v1/accounts/{}/{action}", target.id),
+            Some(&user.token),
+        )
+        .await
+    }
+
+    /// `follower` follows `followee`; returns the relationship.
+    pub async fn follow(&self, follower: &User, followee: &User) -> Value {
+        let r = self.account_action(follower, followee, "follow").await;
+        assert_eq!(r.status, 200, "follow failed: {}", r.text);
+        r.json
+    }
+
+    /// Follows with options (`reblogs`, `notify`) in a JSON body.
+    pub async fn follow_with(&self, follower: &User, followee: &User, options: Value) -> Value {
+        let r = self
+            .post_json(
+                &format!("/api/v1/accounts/{}/follow", followee.id),
+                Some(&follower.token),
+                &options,
+            )
+            .await;
+        assert_eq!(r.status, 200, "follow {options} failed: {}", r.text);
+        r.json
+    }
+
+    pub async fn unfollow(&self, follower: &User, followee: &User) -> Value {
+        self.account_action(follower, followee, "unfollow")
+            .await
+            .expect(200)
+            .clone()
+    }
+
+    pub async fn block(&self, user: &User, target: &User) -> Value {
+        self.account_action(user, target, "block")
+            .await
+            .expect(200)
+            .clone()
+    }
+
+    pub async fn mute(&self, user: &User, target: &User) -> Value {
+        self.account_action(user, target, "mute")
+            .await
+            .expect(200)
+            .clone()
+    }
+
+    /// A GET that must answer 200 with a JSON array.
+    pub async fn list(&self, path: &str, user: Option<&User>) -> Vec<Value> {
+        let r = self.get(path, user.map(|u| u.token.as_str())).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+        r.list()
+    }
+
+    /// `user`'s home timeline (first page, 40 entries).
+    pub async fn home(&self, user: &User) -> Vec<Value> {
+        self.list("/api/v1/timelines/home?limit=40", Some(user))
+            .await
+    }
+
+    /// `user`'s notifications (first page, 80).
+    pub async fn notifications(&self, user: &User) -> Vec<Value> {
+        self.list("/api/v1/notifications?limit=80", Some(user))
+            .await
+    }
+
+    /// Sets profile fields of `user` through update_credentials (JSON).
+    pub async fn update_profile(&self, user: &User, body: Value) -> Value {
+        self.patch_json(
+            "/api/v1/accounts/update_credentials",
+            Some(&user.token),
+            &body,
+        )
+        .await
+        .expect(200)
+        .clone()
+    }
+
+    /// `GET /api/v1/accounts/:id` (anonymous).
+    pub async fn account(&self, user: &User) -> Value {
+        self.get(&format!("/api/v1/accounts/{}", user.id), None)
+            .await
+            .expect(200)
+            .clone()
+    }
+}
+
+/// Checks the Status entity shape of mastodon-api.md §5.2: every required
+/// field present with its JSON type, ids as strings, datetimes with
+/// milliseconds and `Z`. `authenticated`: whether the viewer had a user
+/// token (then the viewer flags must be present).
+#[track_caller]
+pub fn assert_status_shape(v: &Value, authenticated: bool) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("a status is an object: {v}"));
+    for key in [
+        "id",
+        "uri",
+        "created_at",
+        "content",
+        "visibility",
+        "spoiler_text",
+    ] {
+        assert!(obj[key].is_string(), "status.{key} must be a string: {v}");
+    }
+    for key in [
+        "url",
+        "edited_at",
+        "in_reply_to_id",
+        "in_reply_to_account_id",
+        "language",
+    ] {
+        assert!(
+            obj.get(key).is_some_and(|x| x.is_string() || x.is_null()),
+            "status.{key} must be present (string or null): {v}"
+        );
+    }
+    for key in ["reblog", "poll", "card", "quote"] {
+        assert!(
+            obj.contains_key(key),
+            "status.{key} must be present, null if none: {v}"
+        );
+    }
+    for key in [
+        "media_attachments",
+        "mentions",
+        "tags",
+        "emojis",
+        "filtered",
+    ] {
+        assert!(obj[key].is_array(), "status.{key} must be an array: {v}");
+    }
+    for key in [
+        "reblogs_count",
+        "favourites_count",
+        "replies_count",
+        "quotes_count",
+    ] {
+        assert!(obj[key].is_i64(), "status.{key} must be an integer: {v}");
+    }
+    assert!(obj["sensitive"].is_boolean(), "status.sensitive: {v}");
+    assert!(obj["account"].is_object(), "status.account: {v}");
+    assert!(
+        obj["quote_approval"].is_object(),
+        "status.quote_approval: {v}"
+    );
+    let created = obj["created_at"].as_str().unwrap_or("");
+    assert!(
+        created.len() == 24 && created.ends_with('Z') && &created[19..20] == ".",
+        "created_at must look like 2025-01-05T12:34:56.789Z: {created}"
+    );
+    assert!(
+        obj["id"].as_str().is_some_and(|s| s.parse::<i64>().is_ok()),
+        "status.id is a decimal string: {v}"
+    );
+    for key in ["in_reply_to_id", "in_reply_to_account_id"] {
+        assert!(!obj[key].is_number(), "status.{key} must not be a number");
+    }
+    for m in obj["mentions"].as_array().into_iter().flatten() {
+        for key in ["id", "username", "url", "acct"] {
+            assert!(m[key].is_string(), "mention.{key} must be a string: {m}");
+        }
+    }
+    for t in obj["tags"].as_array().into_iter().flatten() {
+        assert!(t["name"].is_string() && t["url"].is_string(), "tag: {t}");
+    }
+    for key in ["favourited", "reblogged", "muted", "bookmarked"] {
+        if authenticated {
+            assert!(
+                obj.get(key).is_some_and(Value::is_boolean),
+                "status.{key} must be a boolean for a signed-in viewer: {v}"
+            );
+        }
+    }
+    if let Some(inner) = obj.get("reblog").filter(|r| r.is_object()) {
+        assert_status_shape(inner, authenticated);
     }
 }

@@ -10,7 +10,16 @@
 mod helpers;
 
 mod accounts;
+mod counters;
+mod crash;
 mod discovery;
+mod graph;
 mod http_rules;
+mod notifications;
 mod oauth;
 mod process;
+mod search;
+mod startup;
+mod statuses;
+mod timelines;
+mod visibility;

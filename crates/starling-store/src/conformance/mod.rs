@@ -7,6 +7,26 @@
 //! async fn fresh() -> (Box<dyn Store>, Guard) { ... }
 //! starling_store::store_conformance_suite!(fresh);
 //! ```
+//!
+//! The cases speak only through the traits (never SQL), so the same text
+//! states the contract for every adapter. Accounts and OAuth live here; the
+//! social traits have their own files: [`statuses`] (statuses, boosts,
+//! favourites, listings, search), [`graph`] (follows, requests, large
+//! accounts, blocks, mutes, relationships), [`notifications`]
+//! (notifications and markers) and [`outbox`] (the outbox and `max_ids`).
+//! [`support`] holds the helpers they share, among them the one paging check
+//! every listing that takes a [`starling_domain::Page`] goes through.
+
+mod graph;
+mod notifications;
+mod outbox;
+mod statuses;
+mod support;
+
+pub use graph::*;
+pub use notifications::*;
+pub use outbox::*;
+pub use statuses::*;
 
 use starling_domain::account::{Privacy, ProfileField, ProfileUpdate};
 use starling_domain::oauth::{AccessToken, App, AuthCode};
@@ -31,6 +51,45 @@ macro_rules! store_conformance_suite {
             auth_codes_are_single_use,
             tokens_round_trip_and_revoke,
             max_ids_cover_what_was_written,
+            // statuses
+            status_round_trip_and_author_counters,
+            replies_bump_their_parent_only,
+            boosts_count_once_per_account,
+            idempotency_keys_hold_until_expiry,
+            delete_status_requires_its_author,
+            delete_status_cleans_up_everything,
+            deleting_a_boost_fixes_the_original,
+            favourites_are_idempotent,
+            who_favourited_and_boosted_is_paged,
+            descendants_walk_the_thread_in_id_order,
+            account_statuses_filter_and_page,
+            public_statuses_are_public_originals,
+            tag_statuses_list_public_tagged_statuses,
+            statuses_by_authors_merges_their_statuses,
+            search_tags_by_prefix,
+            // graph
+            accounts_multi_get_skips_missing,
+            search_accounts_by_username_and_display_name,
+            search_accounts_pages_agree,
+            follow_is_counted_once_and_updates_options,
+            follow_requests_are_authorized_or_rejected,
+            unfollow_ends_follows_and_withdraws_requests,
+            followers_and_following_are_listed,
+            follower_batches_walk_by_follower_id,
+            large_accounts_are_found_from_follow_rows,
+            blocks_sever_follows_and_requests_both_ways,
+            mutes_hide_with_or_without_notifications,
+            blocks_and_mutes_are_paged,
+            relationships_come_in_the_order_given,
+            // notifications
+            notifications_are_created_once_per_event,
+            notifications_filter_and_page,
+            notifications_belong_to_their_owner,
+            unread_notifications_are_counted,
+            markers_count_versions,
+            // outbox
+            outbox_hands_out_events_in_commit_order,
+            max_ids_cover_social_rows,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

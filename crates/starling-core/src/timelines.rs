@@ -1,0 +1,422 @@
+//! Timelines: home (filled on write, large accounts merged at read time,
+//! rebuilt for inactive users), public, hashtag and account timelines.
+//!
+//! A home read costs O(page size): one range read of the cached list, one
+//! read of the reader's large followees (a short list, by an index on the
+//! follow rows' large flag), one merge query over those few authors bounded
+//! by the page, then hydration with batched multi-gets. Only a rebuild reads
+//! the reader's whole follow list.
+
+use std::collections::HashSet;
+
+use starling_cache::TimelineEntry;
+use starling_domain::status::belongs_in_home;
+use starling_domain::text::normalize_tag;
+use starling_domain::{FollowOptions, Id, Page, Status, Visibility};
+use starling_store::AccountStatusFilter;
+
+use crate::views::{Filter, StatusView};
+use crate::{Core, CoreError, CoreResult, Principal};
+
+/// Most followees read when rebuilding a home timeline.
+const REBUILD_FOLLOWEES_MAX: usize = 10_000;
+/// How many slices of ids one home page may read (the first, and top-ups
+/// when hydration or a source's end left it short).
+const HOME_SLICES_MAX: usize = 4;
+
+/// Candidate ids of a home page, newest first, and where to go on from.
+struct HomeSlice {
+    ids: Vec<Id>,
+    /// The `max_id` a top-up continues from; `None` when every source is
+    /// exhausted.
+    next: Option<Id>,
+}
+
+impl HomeSlice {
+    /// Cuts merged candidates (newest first) to what every full source
+    /// covers, then to the page. `sources` are `(full, newest, oldest)` of
+    /// each source's rows.
+    fn cut(ids: Vec<Id>, page: &Page, sources: &[(bool, Option<Id>, Option<Id>)]) -> Self {
+        if page.ascending() {
+            // Each source holds the rows just above the lower bound; a full
+            // one knows nothing above its newest row.
+            let ceiling = sources
+                .iter()
+                .filter(|(full, _, _)| *full)
+                .filter_map(|(_, newest, _)| *newest)
+                .min();
+            let ids = ids
+                .into_iter()
+                .filter(|id| ceiling.is_none_or(|c| *id <= c))
+                .collect();
+            return Self {
+                ids: page.select(ids, |id| *id),
+                next: None,
+            };
+        }
+        let floor = sources
+            .iter()
+            .filter(|(full, _, _)| *full)
+            .filter_map(|(_, _, oldest)| *oldest)
+            .max();
+        let mut ids: Vec<Id> = ids
+            .into_iter()
+            .filter(|id| floor.is_none_or(|f| *id >= f))
+            .collect();
+        if ids.len() >= page.limit {
+            ids.truncate(page.limit);
+            let next = ids.last().copied();
+            return Self { ids, next };
+        }
+        Self { ids, next: floor }
+    }
+}
+
+/// Account-timeline options (`GET /api/v1/accounts/:id/statuses`).
+#[derive(Clone, Debug, Default)]
+pub struct AccountTimelineOptions {
+    pub exclude_replies: bool,
+    pub exclude_reblogs: bool,
+    pub only_media: bool,
+    pub pinned: bool,
+    /// Only statuses with this hashtag (as the client sent it).
+    pub tagged: Option<String>,
+}
+
+pub(crate) fn entry_of(s: &Status) -> TimelineEntry {
+    TimelineEntry {
+        id: s.id,
+        author_id: s.account_id,
+        reblog_of_id: s.reblog_of_id,
+    }
+}
+
+impl Core {
+    pub async fn home_timeline(
+        &self,
+        caller: &Principal,
+        page: &Page,
+    ) -> CoreResult<Vec<StatusView>> {
+        let me = caller.user()?;
+        let large = self.store.large_followees(me).await?;
+        let want = page.limit;
+        let mut page = *page;
+        let mut out = Vec::with_capacity(want);
+        // Hydration drops what the viewer may no longer see (a boost of a
+        // deleted status, a muted author), and a slice may stop short where
+        // one of its sources does: a short newest-first page is topped up
+        // from where the slice ended, a bounded number of times, so hidden
+        // entries do not end a client's paging early.
+        for _ in 0..HOME_SLICES_MAX {
+            let slice = self.home_slice(me, &page, &large).await?;
+            out.extend(self.hydrate(Some(me), &slice.ids, Filter::Home).await?);
+            match slice.next {
+                Some(next) if out.len() < want && !page.ascending() => {
+                    page.max_id = Some(next);
+                    page.limit = want - out.len();
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids of one home page: the cached list (rebuilt if missing, the
+    /// store if the cache fails) merged with the recent posts of the large
+    /// accounts the owner follows.
+    ///
+    /// Each source returns at most a page of rows inside the page's bounds,
+    /// and a full one says nothing about what lies beyond its last row: the
+    /// merge keeps only what every full source covers, so an entry can never
+    /// be skipped between two pages.
+    async fn home_slice(
+        &self,
+        me: Id,
+        page: &Page,
+        large: &[(Id, FollowOptions)],
+    ) -> CoreResult<HomeSlice> {
+        let cached: Vec<Id> = match self.cached_home(me, page).await? {
+            Some(entries) => entries.iter().map(|e| e.id).collect(),
+            // The cache is unusable: serve from the store (slower, correct).
+            None => self
+                .home_from_store(me, page, REBUILD_FOLLOWEES_MAX)
+                .await?
+                .iter()
+                .map(|e| e.id)
+                .collect(),
+        };
+        let mut sources = vec![(
+            cached.len() == page.limit,
+            cached.first().copied(),
+            cached.last().copied(),
+        )];
+        let mut ids = cached;
+        if !large.is_empty() {
+            // Some rows of large accounts do not belong (hidden boosts,
+            // replies to strangers): read more than a page of them.
+            let wide = Page {
+                limit: page.limit * 2,
+                ..*page
+            };
+            let authors: Vec<Id> = large.iter().map(|(id, _)| *id).collect();
+            let merged_rows = self.store.statuses_by_authors(&authors, &wide).await?;
+            let targets = self.reply_targets_followed(me, &merged_rows).await?;
+            for s in &merged_rows {
+                let options = large
+                    .iter()
+                    .find(|(a, _)| *a == s.account_id)
+                    .map(|(_, o)| *o);
+                let follows_target = s
+                    .in_reply_to_account_id
+                    .is_some_and(|t| targets.contains(&t));
+                if belongs_in_home(s, me, options, follows_target) {
+                    ids.push(s.id);
+                }
+            }
+            sources.push((
+                merged_rows.len() == wide.limit,
+                merged_rows.first().map(|s| s.id),
+                merged_rows.last().map(|s| s.id),
+            ));
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        Ok(HomeSlice::cut(ids, page, &sources))
+    }
+
+    /// The cached page, rebuilding the list first if it is missing; `None`
+    /// if the cache itself fails.
+    async fn cached_home(&self, me: Id, page: &Page) -> CoreResult<Option<Vec<TimelineEntry>>> {
+        match self.timelines.range(me, page).await {
+            Ok(Some(entries)) => return Ok(Some(entries)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "timeline cache failed; reading the store");
+                metrics::counter!("starling_timeline_cache_errors_total").increment(1);
+                return Ok(None);
+            }
+        }
+        metrics::counter!("starling_home_rebuilds_total").increment(1);
+        if let Err(e) = self.timelines.begin_rebuild(me).await {
+            tracing::warn!(error = %e, "timeline cache failed; reading the store");
+            return Ok(None);
+        }
+        let entries = self
+            .home_from_store(
+                me,
+                &Page::first(self.timelines.cap()),
+                REBUILD_FOLLOWEES_MAX,
+            )
+            .await?;
+        if let Err(e) = self.timelines.fill(me, &entries).await {
+            tracing::warn!(error = %e, "timeline cache failed; reading the store");
+            return Ok(None);
+        }
+        Ok(self.timelines.range(me, page).await.ok().flatten())
+    }
+
+    /// Home entries computed from the store: the owner's own statuses and
+    /// those of the accounts they follow that are fanned out on write
+    /// (large ones are merged at read time).
+    async fn home_from_store(
+        &self,
+        me: Id,
+        page: &Page,
+        followees_max: usize,
+    ) -> CoreResult<Vec<TimelineEntry>> {
+        let followees = self.store.followees(me, followees_max).await?;
+        let large: HashSet<Id> = self
+            .store
+            .large_followees(me)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut authors: Vec<Id> = followees
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !large.contains(id))
+            .collect();
+        authors.push(me);
+        let following: HashSet<Id> = followees.iter().map(|(id, _)| *id).collect();
+        let statuses = self.store.statuses_by_authors(&authors, page).await?;
+        Ok(statuses
+            .iter()
+            .filter(|s| {
+                let options = followees
+                    .iter()
+                    .find(|(a, _)| *a == s.account_id)
+                    .map(|(_, o)| *o);
+                let follows_target = s
+                    .in_reply_to_account_id
+                    .is_some_and(|t| following.contains(&t));
+                belongs_in_home(s, me, options, follows_target)
+            })
+            .map(entry_of)
+            .collect())
+    }
+
+    /// Which accounts replied to in `statuses` the viewer follows.
+    pub(crate) async fn reply_targets_followed(
+        &self,
+        me: Id,
+        statuses: &[Status],
+    ) -> CoreResult<HashSet<Id>> {
+        let mut targets: Vec<Id> = statuses
+            .iter()
+            .filter(|s| s.is_reply_to_other())
+            .filter_map(|s| s.in_reply_to_account_id)
+            .filter(|t| *t != me)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        if targets.is_empty() {
+            return Ok(HashSet::new());
+        }
+        Ok(self
+            .store
+            .relationships(me, &targets)
+            .await?
+            .into_iter()
+            .filter(|r| r.following)
+            .map(|r| r.id)
+            .collect())
+    }
+
+    /// Public statuses, newest first. Everything here is local; `remote`
+    /// asks for federated statuses, of which there are none.
+    pub async fn public_timeline(
+        &self,
+        viewer: Option<Id>,
+        remote_only: bool,
+        only_media: bool,
+        page: &Page,
+    ) -> CoreResult<Vec<StatusView>> {
+        if remote_only || only_media {
+            return Ok(vec![]);
+        }
+        let ids: Vec<Id> = self
+            .store
+            .public_statuses(page)
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        self.hydrate(viewer, &ids, Filter::Timeline).await
+    }
+
+    /// Public statuses tagged `#tag`; an unknown or malformed tag is an
+    /// empty list (Mastodon's behaviour).
+    pub async fn tag_timeline(
+        &self,
+        viewer: Option<Id>,
+        tag: &str,
+        remote_only: bool,
+        only_media: bool,
+        page: &Page,
+    ) -> CoreResult<Vec<StatusView>> {
+        let Some(tag) = normalize_tag(tag.trim_start_matches('#')) else {
+            return Ok(vec![]);
+        };
+        if remote_only || only_media {
+            return Ok(vec![]);
+        }
+        let ids: Vec<Id> = self
+            .store
+            .tag_statuses(&tag, page)
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        self.hydrate(viewer, &ids, Filter::Timeline).await
+    }
+
+    /// An account's statuses as `viewer` may see them.
+    pub async fn account_timeline(
+        &self,
+        viewer: Option<Id>,
+        account: Id,
+        options: AccountTimelineOptions,
+        page: &Page,
+    ) -> CoreResult<Vec<StatusView>> {
+        self.account(account).await?;
+        // No pins and no media yet: those lists are empty, not errors.
+        if options.pinned || options.only_media {
+            return Ok(vec![]);
+        }
+        let up_to = match viewer {
+            Some(v) if v == account => Visibility::Direct,
+            Some(v) => {
+                let rel = self.store.relationships(v, &[account]).await?;
+                match rel.first() {
+                    Some(r) if r.blocking || r.blocked_by => return Ok(vec![]),
+                    Some(r) if r.following => Visibility::Private,
+                    _ => Visibility::Unlisted,
+                }
+            }
+            None => Visibility::Unlisted,
+        };
+        let tagged = match options
+            .tagged
+            .as_deref()
+            .map(|t| t.trim().trim_start_matches('#'))
+        {
+            None | Some("") => None,
+            Some(raw) => match normalize_tag(raw) {
+                Some(tag) => Some(tag),
+                // No status can carry a tag that cannot exist.
+                None => return Ok(vec![]),
+            },
+        };
+        let filter = AccountStatusFilter {
+            exclude_replies: options.exclude_replies,
+            exclude_reblogs: options.exclude_reblogs,
+            up_to,
+            // A viewer sees what mentions them, whatever its visibility.
+            mentioning: viewer.filter(|v| *v != account),
+            tagged,
+        };
+        let ids: Vec<Id> = self
+            .store
+            .account_statuses(account, &filter, page)
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        self.hydrate(viewer, &ids, Filter::Direct).await
+    }
+
+    /// Pushes a followee's recent statuses into a follower's home timeline
+    /// (after a follow), or every active follower's (when an account stops
+    /// being large). Used by the fan-out consumer.
+    pub(crate) async fn merge_author_into(
+        &self,
+        author: Id,
+        owners: &[(Id, FollowOptions)],
+    ) -> CoreResult<()> {
+        let cap = self.timelines.cap();
+        let recent = self
+            .store
+            .statuses_by_authors(&[author], &Page::first(cap))
+            .await?;
+        if recent.is_empty() {
+            return Ok(());
+        }
+        let mut items = Vec::new();
+        for (owner, options) in owners {
+            let targets = self.reply_targets_followed(*owner, &recent).await?;
+            for s in &recent {
+                let follows_target = s
+                    .in_reply_to_account_id
+                    .is_some_and(|t| targets.contains(&t));
+                if belongs_in_home(s, *owner, Some(*options), follows_target) {
+                    items.push((*owner, entry_of(s)));
+                }
+            }
+        }
+        self.timelines
+            .push(&items)
+            .await
+            .map_err(|e| CoreError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,1827 @@
+//! The SQLite adapter's social half: statuses, the follow graph, blocks and
+//! mutes, favourites, notifications, markers and the outbox.
+//!
+//! Every shard lives in the one file, so a write that the distributed shape
+//! splits across shards (a follow's two sides, a favourite and its counter)
+//! is one transaction on the writer connection here, with its event in the
+//! outbox table of the same transaction.
+//!
+//! Lists are read through an index ending in the id they are paged on, with
+//! the page's bounds and limit in the query ([`push_page`]), so a page costs
+//! its size. Queries with a variable number of ids go through
+//! [`QueryBuilder`] in chunks of [`CHUNK`] ids.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use starling_domain::{
+    Account, Event, EventKind, FollowOptions, Id, Notification, NotificationType, Page,
+    Relationship, Status, Visibility,
+};
+
+use crate::social::{
+    AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, Marker, NewStatus,
+    NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, Stamp, StatusStore,
+};
+use crate::sqlite::{account_from_row, corrupt, map_err, SqliteStore, ACCOUNT_COLUMNS};
+use crate::{StoreError, StoreResult};
+
+/// Most ids bound into one `IN (...)` list.
+const CHUNK: usize = 500;
+/// How deep and how wide a thread read may walk.
+const THREAD_DEPTH_MAX: i64 = 64;
+const THREAD_ROWS_MAX: i64 = 4096;
+
+const STATUS_COLUMNS: &str = "s.id, s.account_id, s.reblog_of_id, s.in_reply_to_id, \
+     s.in_reply_to_account_id, s.text, s.content, s.spoiler_text, s.sensitive, s.visibility, \
+     s.language, s.app_id, s.mentions, s.tags, s.created_at, s.replies_count, s.reblogs_count, \
+     s.favourites_count";
+
+fn visibility_code(v: Visibility) -> i64 {
+    i64::from(v.rank())
+}
+
+fn visibility_from(code: i64) -> StoreResult<Visibility> {
+    match code {
+        0 => Ok(Visibility::Public),
+        1 => Ok(Visibility::Unlisted),
+        2 => Ok(Visibility::Private),
+        3 => Ok(Visibility::Direct),
+        _ => Err(corrupt("statuses.visibility")),
+    }
+}
+
+fn opt_id(row: &SqliteRow, col: &str) -> Option<Id> {
+    row.get::<Option<i64>, _>(col).map(Id::from_i64)
+}
+
+fn id(row: &SqliteRow, col: &str) -> Id {
+    Id::from_i64(row.get(col))
+}
+
+fn status_from_row(row: &SqliteRow) -> StoreResult<Status> {
+    let mentions: String = row.get("mentions");
+    let mentions = mentions
+        .split_ascii_whitespace()
+        .map(|m| m.parse::<i64>().map(Id::from_i64))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| corrupt("statuses.mentions"))?;
+    let tags: String = row.get("tags");
+    Ok(Status {
+        id: id(row, "id"),
+        account_id: id(row, "account_id"),
+        reblog_of_id: opt_id(row, "reblog_of_id"),
+        in_reply_to_id: opt_id(row, "in_reply_to_id"),
+        in_reply_to_account_id: opt_id(row, "in_reply_to_account_id"),
+        text: row.get("text"),
+        content: row.get("content"),
+        spoiler_text: row.get("spoiler_text"),
+        sensitive: row.get("sensitive"),
+        visibility: visibility_from(row.get("visibility"))?,
+        language: row.get("language"),
+        app_id: opt_id(row, "app_id"),
+        mentions,
+        tags: tags.split_ascii_whitespace().map(str::to_owned).collect(),
+        created_at_ms: row.get("created_at"),
+        replies_count: row.get("replies_count"),
+        reblogs_count: row.get("reblogs_count"),
+        favourites_count: row.get("favourites_count"),
+    })
+}
+
+fn statuses_from_rows(rows: &[SqliteRow]) -> StoreResult<Vec<Status>> {
+    rows.iter().map(status_from_row).collect()
+}
+
+fn notification_from_row(row: &SqliteRow) -> StoreResult<Notification> {
+    let kind: String = row.get("kind");
+    Ok(Notification {
+        id: id(row, "id"),
+        account_id: id(row, "account_id"),
+        kind: NotificationType::parse(&kind).ok_or_else(|| corrupt("notifications.kind"))?,
+        from_account_id: id(row, "from_account_id"),
+        status_id: opt_id(row, "status_id"),
+        created_at_ms: row.get("created_at"),
+        event_id: id(row, "event_id"),
+    })
+}
+
+fn options_from_row(row: &SqliteRow) -> FollowOptions {
+    FollowOptions {
+        reblogs: row.get("reblogs"),
+        notify: row.get("notify"),
+    }
+}
+
+/// Appends `AND col < max AND col > lower ORDER BY col LIMIT n` for `page`.
+/// With `min_id` the order is ascending (the items just above it); callers
+/// reverse those rows with [`newest_first`].
+fn push_page(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, page: &Page) {
+    if let Some(max) = page.max_id {
+        qb.push(format_args!(" AND {col} < "))
+            .push_bind(max.as_i64());
+    }
+    if let Some(lower) = page.lower() {
+        qb.push(format_args!(" AND {col} > "))
+            .push_bind(lower.as_i64());
+    }
+    let order = if page.ascending() { "ASC" } else { "DESC" };
+    qb.push(format_args!(" ORDER BY {col} {order} LIMIT "))
+        .push_bind(page.limit as i64);
+}
+
+fn newest_first<T>(mut items: Vec<T>, page: &Page) -> Vec<T> {
+    if page.ascending() {
+        items.reverse();
+    }
+    items
+}
+
+/// Appends `(?, ?, ...)` binding `ids`.
+fn push_ids(qb: &mut QueryBuilder<'_, Sqlite>, ids: &[Id]) {
+    qb.push("(");
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_i64());
+    }
+    list.push_unseparated(")");
+}
+
+/// Stores `event` in the outbox of the transaction `conn` is in.
+async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) -> StoreResult<()> {
+    let event = Event {
+        id,
+        created_at_ms: at_ms,
+        kind,
+    };
+    sqlx::query("INSERT INTO outbox (event) VALUES (?)")
+        .bind(event.to_json())
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Adds `delta` to an account counter, never below zero.
+async fn bump_account(
+    conn: &mut SqliteConnection,
+    account: Id,
+    column: &str,
+    delta: i64,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE accounts SET {column} = MAX({column} + ?, 0) WHERE id = ?"
+    ))
+    .bind(delta)
+    .bind(account.as_i64())
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Adds `delta` to a status counter, never below zero.
+async fn bump_status(
+    conn: &mut SqliteConnection,
+    status: Id,
+    column: &str,
+    delta: i64,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE statuses SET {column} = MAX({column} + ?, 0) WHERE id = ?"
+    ))
+    .bind(delta)
+    .bind(status.as_i64())
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Ends `follower -> followee` if it exists, fixing both counters.
+async fn remove_follow(
+    conn: &mut SqliteConnection,
+    follower: Id,
+    followee: Id,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?")
+        .bind(follower.as_i64())
+        .bind(followee.as_i64())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    bump_account(conn, follower, "following_count", -1).await?;
+    bump_account(conn, followee, "followers_count", -1).await?;
+    Ok(true)
+}
+
+/// Creates `follower -> followee` (row id `stamp.id`) with its counters and
+/// event: `Followed`, or `FollowRequestAuthorized` when the followee
+/// accepted a request.
+async fn insert_follow(
+    conn: &mut SqliteConnection,
+    follower: Id,
+    followee: Id,
+    options: FollowOptions,
+    stamp: Stamp,
+    accepted_request: bool,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO follows (id, follower_id, followee_id, reblogs, notify, followee_large, \
+         created_at) VALUES (?, ?, ?, ?, ?, \
+         COALESCE((SELECT large FROM accounts WHERE id = ?), 0), ?)",
+    )
+    .bind(stamp.id.as_i64())
+    .bind(follower.as_i64())
+    .bind(followee.as_i64())
+    .bind(options.reblogs)
+    .bind(options.notify)
+    .bind(followee.as_i64())
+    .bind(stamp.at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    bump_account(conn, follower, "following_count", 1).await?;
+    bump_account(conn, followee, "followers_count", 1).await?;
+    let kind = if accepted_request {
+        EventKind::FollowRequestAuthorized {
+            follower_id: follower,
+            followee_id: followee,
+        }
+    } else {
+        EventKind::Followed {
+            follower_id: follower,
+            followee_id: followee,
+        }
+    };
+    emit(conn, stamp.id, stamp.at_ms, kind).await
+}
+
+impl SqliteStore {
+    /// Runs `SELECT <key col>, ... WHERE <fixed> AND <in_col> IN (ids)` in
+    /// chunks and returns every row.
+    async fn rows_in(&self, shard_key: Id, head: &str, ids: &[Id]) -> StoreResult<Vec<SqliteRow>> {
+        let mut out = Vec::new();
+        let mut unique: Vec<Id> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        for chunk in unique.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(head);
+            push_ids(&mut qb, chunk);
+            out.extend(
+                qb.build()
+                    .fetch_all(&self.db(shard_key.shard()).reader)
+                    .await
+                    .map_err(map_err)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The ids in column `col` of the rows selected by `head` + `IN (ids)`.
+    async fn ids_in(
+        &self,
+        shard_key: Id,
+        head: &str,
+        col: &str,
+        ids: &[Id],
+    ) -> StoreResult<Vec<Id>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = self.rows_in(shard_key, head, ids).await?;
+        Ok(rows.iter().map(|r| id(r, col)).collect())
+    }
+
+    /// `(row id, other id)` pairs, paged on the row id.
+    async fn pairs(
+        &self,
+        shard_key: Id,
+        sql: &str,
+        key: Id,
+        other_col: &str,
+        page: &Page,
+    ) -> StoreResult<Vec<(Id, Id)>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(sql);
+        qb.push_bind(key.as_i64());
+        push_page(&mut qb, "id", page);
+        let rows = qb
+            .build()
+            .fetch_all(&self.db(shard_key.shard()).reader)
+            .await
+            .map_err(map_err)?;
+        let pairs = rows
+            .iter()
+            .map(|r| (id(r, "id"), id(r, other_col)))
+            .collect();
+        Ok(newest_first(pairs, page))
+    }
+
+    /// Statuses selected by `sql` (which ends in a condition, with one `?`
+    /// bound to `key`), paged on `s.id`.
+    async fn status_page(
+        &self,
+        shard_key: Id,
+        sql: &str,
+        key: Option<Id>,
+        page: &Page,
+    ) -> StoreResult<Vec<Status>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(sql);
+        if let Some(key) = key {
+            qb.push_bind(key.as_i64());
+        }
+        push_page(&mut qb, "s.id", page);
+        let rows = qb
+            .build()
+            .fetch_all(&self.db(shard_key.shard()).reader)
+            .await
+            .map_err(map_err)?;
+        Ok(newest_first(statuses_from_rows(&rows)?, page))
+    }
+}
+
+#[async_trait]
+impl StatusStore for SqliteStore {
+    async fn create_status(&self, new: &NewStatus) -> StoreResult<Created> {
+        let s = &new.status;
+        let mut tx = self
+            .db(s.account_id.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        if let Some(key) = &new.idempotency {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT status_id FROM idempotency_keys \
+                 WHERE account_id = ? AND key = ? AND expires_at > ?",
+            )
+            .bind(s.account_id.as_i64())
+            .bind(&key.key)
+            .bind(s.created_at_ms)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(existing) = live {
+                return Ok(Created::Existing(Id::from_i64(existing)));
+            }
+        }
+        if let Some(original) = s.reblog_of_id {
+            let earlier: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM statuses WHERE account_id = ? AND reblog_of_id = ?",
+            )
+            .bind(s.account_id.as_i64())
+            .bind(original.as_i64())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(existing) = earlier {
+                return Ok(Created::Existing(Id::from_i64(existing)));
+            }
+        }
+
+        let mentions: Vec<String> = s.mentions.iter().map(Id::to_string).collect();
+        sqlx::query(
+            "INSERT INTO statuses (id, account_id, reblog_of_id, in_reply_to_id, \
+             in_reply_to_account_id, text, content, spoiler_text, sensitive, visibility, language, \
+             app_id, mentions, tags, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.as_i64())
+        .bind(s.account_id.as_i64())
+        .bind(s.reblog_of_id.map(Id::as_i64))
+        .bind(s.in_reply_to_id.map(Id::as_i64))
+        .bind(s.in_reply_to_account_id.map(Id::as_i64))
+        .bind(&s.text)
+        .bind(&s.content)
+        .bind(&s.spoiler_text)
+        .bind(s.sensitive)
+        .bind(visibility_code(s.visibility))
+        .bind(&s.language)
+        .bind(s.app_id.map(Id::as_i64))
+        .bind(mentions.join(" "))
+        .bind(s.tags.join(" "))
+        .bind(s.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE accounts SET statuses_count = statuses_count + 1, \
+             last_status_at = MAX(COALESCE(last_status_at, 0), ?) WHERE id = ?",
+        )
+        .bind(s.created_at_ms)
+        .bind(s.account_id.as_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if let Some(parent) = s.in_reply_to_id {
+            sqlx::query("INSERT OR IGNORE INTO status_replies (parent_id, reply_id) VALUES (?, ?)")
+                .bind(parent.as_i64())
+                .bind(s.id.as_i64())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            bump_status(&mut tx, parent, "replies_count", 1).await?;
+        }
+        if let Some(original) = s.reblog_of_id {
+            bump_status(&mut tx, original, "reblogs_count", 1).await?;
+        }
+        for tag in &s.tags {
+            sqlx::query(
+                "INSERT INTO tags (name, uses) VALUES (?, 1) \
+                 ON CONFLICT(name) DO UPDATE SET uses = uses + 1",
+            )
+            .bind(tag)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if s.visibility == Visibility::Public && !s.is_reblog() {
+                sqlx::query("INSERT OR IGNORE INTO status_tags (tag, status_id) VALUES (?, ?)")
+                    .bind(tag)
+                    .bind(s.id.as_i64())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        if let Some(key) = &new.idempotency {
+            // Expired keys of this author go as new ones come: bounded per author.
+            sqlx::query("DELETE FROM idempotency_keys WHERE account_id = ? AND expires_at <= ?")
+                .bind(s.account_id.as_i64())
+                .bind(s.created_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query(
+                "INSERT OR REPLACE INTO idempotency_keys (account_id, key, status_id, expires_at) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(s.account_id.as_i64())
+            .bind(&key.key)
+            .bind(s.id.as_i64())
+            .bind(key.expires_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        emit(
+            &mut tx,
+            s.id,
+            s.created_at_ms,
+            EventKind::StatusCreated {
+                status_id: s.id,
+                author_id: s.account_id,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Created::New(Box::new(s.clone())))
+    }
+
+    async fn status(&self, id: Id) -> StoreResult<Option<Status>> {
+        let row = sqlx::query(&format!(
+            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = ?"
+        ))
+        .bind(id.as_i64())
+        .fetch_optional(&self.db(id.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(status_from_row).transpose()
+    }
+
+    async fn statuses(&self, ids: &[Id]) -> StoreResult<Vec<Status>> {
+        let Some(first) = ids.first() else {
+            return Ok(vec![]);
+        };
+        let head = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id IN ");
+        statuses_from_rows(&self.rows_in(*first, &head, ids).await?)
+    }
+
+    async fn delete_status(
+        &self,
+        account_id: Id,
+        id: Id,
+        stamp: Stamp,
+    ) -> StoreResult<Option<Status>> {
+        let mut tx = self.db(id.shard()).writer.begin().await.map_err(map_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = ? AND s.account_id = ?"
+        ))
+        .bind(id.as_i64())
+        .bind(account_id.as_i64())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let status = status_from_row(&row)?;
+
+        // Boosts of it go with it.
+        let boosters: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM statuses WHERE reblog_of_id = ? RETURNING account_id")
+                .bind(id.as_i64())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        for booster in boosters {
+            bump_account(&mut tx, Id::from_i64(booster), "statuses_count", -1).await?;
+        }
+        sqlx::query("DELETE FROM statuses WHERE id = ?")
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        bump_account(&mut tx, account_id, "statuses_count", -1).await?;
+        if let Some(parent) = status.in_reply_to_id {
+            sqlx::query("DELETE FROM status_replies WHERE parent_id = ? AND reply_id = ?")
+                .bind(parent.as_i64())
+                .bind(id.as_i64())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            bump_status(&mut tx, parent, "replies_count", -1).await?;
+        }
+        if let Some(original) = status.reblog_of_id {
+            bump_status(&mut tx, original, "reblogs_count", -1).await?;
+        }
+        sqlx::query("DELETE FROM status_replies WHERE parent_id = ?")
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM favourites WHERE status_id = ?")
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for tag in &status.tags {
+            sqlx::query("DELETE FROM status_tags WHERE tag = ? AND status_id = ?")
+                .bind(tag)
+                .bind(id.as_i64())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        emit(
+            &mut tx,
+            stamp.id,
+            stamp.at_ms,
+            EventKind::StatusDeleted {
+                status_id: id,
+                author_id: account_id,
+                reblog_of_id: status.reblog_of_id,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(status))
+    }
+
+    async fn reblog_by(&self, account_id: Id, status_id: Id) -> StoreResult<Option<Status>> {
+        let row = sqlx::query(&format!(
+            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ? AND s.reblog_of_id = ?"
+        ))
+        .bind(account_id.as_i64())
+        .bind(status_id.as_i64())
+        .fetch_optional(&self.db(account_id.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(status_from_row).transpose()
+    }
+
+    async fn reblogged_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
+        let head = format!(
+            "SELECT reblog_of_id FROM statuses WHERE account_id = {} AND reblog_of_id IN ",
+            account_id.as_i64()
+        );
+        self.ids_in(account_id, &head, "reblog_of_id", ids).await
+    }
+
+    async fn descendants(&self, id: Id, limit: usize) -> StoreResult<Vec<Status>> {
+        let rows = sqlx::query(&format!(
+            "WITH RECURSIVE d(id, depth) AS ( \
+               SELECT reply_id, 1 FROM status_replies WHERE parent_id = ? \
+               UNION ALL \
+               SELECT r.reply_id, d.depth + 1 FROM status_replies r JOIN d ON r.parent_id = d.id \
+               WHERE d.depth < {THREAD_DEPTH_MAX} \
+               LIMIT {THREAD_ROWS_MAX}) \
+             SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id IN (SELECT id FROM d) \
+             ORDER BY s.id LIMIT ?"
+        ))
+        .bind(id.as_i64())
+        .bind(limit as i64)
+        .fetch_all(&self.db(id.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        statuses_from_rows(&rows)
+    }
+
+    async fn account_statuses(
+        &self,
+        account_id: Id,
+        filter: &AccountStatusFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<Status>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = "
+        ));
+        qb.push_bind(account_id.as_i64());
+        qb.push(" AND (s.visibility <= ")
+            .push_bind(visibility_code(filter.up_to));
+        if let Some(viewer) = filter.mentioning {
+            // `mentions` is a space-separated list of ids.
+            qb.push(" OR (' ' || s.mentions || ' ') LIKE ")
+                .push_bind(format!("% {} %", viewer.as_i64()));
+        }
+        qb.push(")");
+        if filter.exclude_replies {
+            qb.push(" AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)");
+        }
+        if filter.exclude_reblogs {
+            qb.push(" AND s.reblog_of_id IS NULL");
+        }
+        if let Some(tag) = &filter.tagged {
+            qb.push(" AND (' ' || s.tags || ' ') LIKE ")
+                .push_bind(format!("% {tag} %"));
+        }
+        push_page(&mut qb, "s.id", page);
+        let rows = qb
+            .build()
+            .fetch_all(&self.db(account_id.shard()).reader)
+            .await
+            .map_err(map_err)?;
+        Ok(newest_first(statuses_from_rows(&rows)?, page))
+    }
+
+    async fn public_statuses(&self, page: &Page) -> StoreResult<Vec<Status>> {
+        // The same terms as the partial index `statuses_public`.
+        let sql = format!(
+            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.visibility = 0 \
+             AND s.reblog_of_id IS NULL \
+             AND (s.in_reply_to_account_id IS NULL OR s.in_reply_to_account_id = s.account_id)"
+        );
+        let mut out = Vec::new();
+        // Every physical database holds public statuses; merge their pages.
+        for db in self.physical_dbs() {
+            let mut qb = QueryBuilder::<Sqlite>::new(&sql);
+            push_page(&mut qb, "s.id", page);
+            let rows = qb.build().fetch_all(&db.reader).await.map_err(map_err)?;
+            out.extend(statuses_from_rows(&rows)?);
+        }
+        out.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
+        Ok(page.select(out, |s| s.id))
+    }
+
+    async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
+        let shard = starling_domain::ShardId::for_key(tag);
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {STATUS_COLUMNS} FROM status_tags t JOIN statuses s ON s.id = t.status_id \
+             WHERE t.tag = "
+        ));
+        qb.push_bind(tag);
+        push_page(&mut qb, "t.status_id", page);
+        let rows = qb
+            .build()
+            .fetch_all(&self.db(shard).reader)
+            .await
+            .map_err(map_err)?;
+        Ok(newest_first(statuses_from_rows(&rows)?, page))
+    }
+
+    async fn statuses_by_authors(&self, authors: &[Id], page: &Page) -> StoreResult<Vec<Status>> {
+        // One indexed range read per author, each bounded by the page: the
+        // cost follows the number of authors, never their post counts.
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ");
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for author in authors {
+            if seen.insert(*author) {
+                out.extend(self.status_page(*author, &sql, Some(*author), page).await?);
+            }
+        }
+        out.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
+        Ok(page.select(out, |s| s.id))
+    }
+
+    async fn search_tags(
+        &self,
+        prefix: &str,
+        limit: usize,
+        offset: usize,
+    ) -> StoreResult<Vec<String>> {
+        let want = (limit + offset) as i64;
+        let mut names = Vec::new();
+        for db in self.physical_dbs() {
+            let exact: Option<String> =
+                sqlx::query_scalar("SELECT name FROM tags WHERE name = ? AND uses > 0")
+                    .bind(prefix)
+                    .fetch_optional(&db.reader)
+                    .await
+                    .map_err(map_err)?;
+            names.extend(exact);
+        }
+        let mut rest = Vec::new();
+        for db in self.physical_dbs() {
+            let found: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM tags WHERE name > ? AND name < ? AND uses > 0 \
+                 ORDER BY name LIMIT ?",
+            )
+            .bind(prefix)
+            .bind(format!("{prefix}\u{10ffff}"))
+            .bind(want)
+            .fetch_all(&db.reader)
+            .await
+            .map_err(map_err)?;
+            rest.extend(found);
+        }
+        rest.sort_unstable();
+        rest.retain(|n| !names.contains(n));
+        names.extend(rest);
+        Ok(names.into_iter().skip(offset).take(limit).collect())
+    }
+
+    async fn favourite(&self, account_id: Id, status_id: Id, stamp: Stamp) -> StoreResult<bool> {
+        let mut tx = self
+            .db(account_id.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        let author: Option<i64> =
+            sqlx::query_scalar("SELECT account_id FROM statuses WHERE id = ?")
+                .bind(status_id.as_i64())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(author) = author else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "INSERT INTO favourites (id, account_id, status_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(account_id, status_id) DO NOTHING",
+        )
+        .bind(stamp.id.as_i64())
+        .bind(account_id.as_i64())
+        .bind(status_id.as_i64())
+        .bind(stamp.at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_status(&mut tx, status_id, "favourites_count", 1).await?;
+        emit(
+            &mut tx,
+            stamp.id,
+            stamp.at_ms,
+            EventKind::Favourited {
+                account_id,
+                status_id,
+                author_id: Id::from_i64(author),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn unfavourite(&self, account_id: Id, status_id: Id) -> StoreResult<bool> {
+        let mut tx = self
+            .db(account_id.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM favourites WHERE account_id = ? AND status_id = ?")
+            .bind(account_id.as_i64())
+            .bind(status_id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_status(&mut tx, status_id, "favourites_count", -1).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn favourited_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
+        let head = format!(
+            "SELECT status_id FROM favourites WHERE account_id = {} AND status_id IN ",
+            account_id.as_i64()
+        );
+        self.ids_in(account_id, &head, "status_id", ids).await
+    }
+
+    async fn favourited_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            status_id,
+            "SELECT id, account_id FROM favourites WHERE status_id = ",
+            status_id,
+            "account_id",
+            page,
+        )
+        .await
+    }
+
+    async fn reblogged_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            status_id,
+            "SELECT id, account_id FROM statuses WHERE reblog_of_id = ",
+            status_id,
+            "account_id",
+            page,
+        )
+        .await
+    }
+
+    async fn favourites(&self, account_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            account_id,
+            "SELECT id, status_id FROM favourites WHERE account_id = ",
+            account_id,
+            "status_id",
+            page,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl GraphStore for SqliteStore {
+    async fn accounts(&self, ids: &[Id]) -> StoreResult<Vec<Account>> {
+        let Some(first) = ids.first() else {
+            return Ok(vec![]);
+        };
+        let head = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ");
+        self.rows_in(*first, &head, ids)
+            .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+
+    async fn search_accounts(
+        &self,
+        prefix: &str,
+        limit: usize,
+        offset: usize,
+    ) -> StoreResult<Vec<Account>> {
+        let want = (limit + offset) as i64;
+        let upper = format!("{prefix}\u{10ffff}");
+        let mut exact = Vec::new();
+        let mut rest: Vec<Account> = Vec::new();
+        for db in self.physical_dbs() {
+            let rows = sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key = ?"
+            ))
+            .bind(prefix)
+            .fetch_all(&db.reader)
+            .await
+            .map_err(map_err)?;
+            for r in &rows {
+                exact.push(account_from_row(r)?);
+            }
+            let rows = sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key > ? AND username_key < ? \
+                 ORDER BY username_key LIMIT ?"
+            ))
+            .bind(prefix)
+            .bind(&upper)
+            .bind(want)
+            .fetch_all(&db.reader)
+            .await
+            .map_err(map_err)?;
+            for r in &rows {
+                rest.push(account_from_row(r)?);
+            }
+            let rows = sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+                 WHERE lower(display_name) >= ? AND lower(display_name) < ? \
+                 ORDER BY lower(display_name), id LIMIT ?"
+            ))
+            .bind(prefix)
+            .bind(&upper)
+            .bind(want)
+            .fetch_all(&db.reader)
+            .await
+            .map_err(map_err)?;
+            for r in &rows {
+                rest.push(account_from_row(r)?);
+            }
+        }
+        let mut seen: HashSet<Id> = exact.iter().map(|a| a.id).collect();
+        rest.retain(|a| seen.insert(a.id));
+        // The others in the order the two queries read them: by the name that
+        // matched (the smaller if both did), then id. Each query stops at
+        // `want` rows in that same order, so the first `want` of the merge are
+        // exact and pages by offset agree (sorting by anything else, such as
+        // followers, would pick different candidates for different pages).
+        // `to_ascii_lowercase` is what SQLite's `lower()` does.
+        let matched_name = |a: &Account| {
+            let user = a.username.to_ascii_lowercase();
+            let display = a.display_name.to_ascii_lowercase();
+            match (user.starts_with(prefix), display.starts_with(prefix)) {
+                (true, true) => user.min(display),
+                (true, false) => user,
+                _ => display,
+            }
+        };
+        rest.sort_by_cached_key(|a| (matched_name(a), a.id));
+        exact.extend(rest);
+        Ok(exact.into_iter().skip(offset).take(limit).collect())
+    }
+
+    async fn follow(
+        &self,
+        follower: Id,
+        followee: Id,
+        options: FollowOptions,
+        request: bool,
+        stamp: Stamp,
+    ) -> StoreResult<FollowOutcome> {
+        let mut tx = self
+            .db(follower.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        let updated = sqlx::query(
+            "UPDATE follows SET reblogs = ?, notify = ? WHERE follower_id = ? AND followee_id = ?",
+        )
+        .bind(options.reblogs)
+        .bind(options.notify)
+        .bind(follower.as_i64())
+        .bind(followee.as_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if updated.rows_affected() > 0 {
+            tx.commit().await.map_err(map_err)?;
+            return Ok(FollowOutcome::Following);
+        }
+        if request {
+            let updated = sqlx::query(
+                "UPDATE follow_requests SET reblogs = ?, notify = ? \
+                 WHERE follower_id = ? AND followee_id = ?",
+            )
+            .bind(options.reblogs)
+            .bind(options.notify)
+            .bind(follower.as_i64())
+            .bind(followee.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if updated.rows_affected() == 0 {
+                sqlx::query(
+                    "INSERT INTO follow_requests (id, follower_id, followee_id, reblogs, notify, \
+                     created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(stamp.id.as_i64())
+                .bind(follower.as_i64())
+                .bind(followee.as_i64())
+                .bind(options.reblogs)
+                .bind(options.notify)
+                .bind(stamp.at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                emit(
+                    &mut tx,
+                    stamp.id,
+                    stamp.at_ms,
+                    EventKind::FollowRequested {
+                        follower_id: follower,
+                        followee_id: followee,
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            return Ok(FollowOutcome::Requested);
+        }
+        // A request left from when the account was locked becomes the follow.
+        sqlx::query("DELETE FROM follow_requests WHERE follower_id = ? AND followee_id = ?")
+            .bind(follower.as_i64())
+            .bind(followee.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_follow(&mut tx, follower, followee, options, stamp, false).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(FollowOutcome::Following)
+    }
+
+    async fn unfollow(&self, follower: Id, followee: Id, stamp: Stamp) -> StoreResult<bool> {
+        let mut tx = self
+            .db(follower.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        if remove_follow(&mut tx, follower, followee).await? {
+            emit(
+                &mut tx,
+                stamp.id,
+                stamp.at_ms,
+                EventKind::Unfollowed {
+                    follower_id: follower,
+                    followee_id: followee,
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(map_err)?;
+            return Ok(true);
+        }
+        let withdrawn =
+            sqlx::query("DELETE FROM follow_requests WHERE follower_id = ? AND followee_id = ?")
+                .bind(follower.as_i64())
+                .bind(followee.as_i64())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(withdrawn.rows_affected() > 0)
+    }
+
+    async fn authorize_follow_request(
+        &self,
+        account: Id,
+        requester: Id,
+        stamp: Stamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self
+            .db(requester.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        let row = sqlx::query(
+            "DELETE FROM follow_requests WHERE follower_id = ? AND followee_id = ? \
+             RETURNING reblogs, notify",
+        )
+        .bind(requester.as_i64())
+        .bind(account.as_i64())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(false) };
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM follows WHERE follower_id = ? AND followee_id = ?")
+                .bind(requester.as_i64())
+                .bind(account.as_i64())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if exists.is_none() {
+            insert_follow(
+                &mut tx,
+                requester,
+                account,
+                options_from_row(&row),
+                stamp,
+                true,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn reject_follow_request(&self, account: Id, requester: Id) -> StoreResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM follow_requests WHERE follower_id = ? AND followee_id = ?")
+                .bind(requester.as_i64())
+                .bind(account.as_i64())
+                .execute(&self.db(requester.shard()).writer)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn count_follow_requests(&self, account: Id) -> StoreResult<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM follow_requests WHERE followee_id = ?")
+                .bind(account.as_i64())
+                .fetch_one(&self.db(account.shard()).reader)
+                .await
+                .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn follow_requests(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            account,
+            "SELECT id, follower_id FROM follow_requests WHERE followee_id = ",
+            account,
+            "follower_id",
+            page,
+        )
+        .await
+    }
+
+    async fn relationships(&self, viewer: Id, targets: &[Id]) -> StoreResult<Vec<Relationship>> {
+        if targets.is_empty() {
+            return Ok(vec![]);
+        }
+        let v = viewer.as_i64();
+        let following: HashMap<Id, FollowOptions> = self
+            .rows_in(
+                viewer,
+                &format!(
+                    "SELECT followee_id, reblogs, notify FROM follows \
+                     WHERE follower_id = {v} AND followee_id IN "
+                ),
+                targets,
+            )
+            .await?
+            .iter()
+            .map(|r| (id(r, "followee_id"), options_from_row(r)))
+            .collect();
+        let set = |ids: Vec<Id>| ids.into_iter().collect::<HashSet<Id>>();
+        let followed_by = set(self
+            .ids_in(
+                viewer,
+                &format!(
+                    "SELECT follower_id FROM follows WHERE followee_id = {v} AND follower_id IN "
+                ),
+                "follower_id",
+                targets,
+            )
+            .await?);
+        let blocking = set(self
+            .ids_in(
+                viewer,
+                &format!("SELECT target_id FROM blocks WHERE account_id = {v} AND target_id IN "),
+                "target_id",
+                targets,
+            )
+            .await?);
+        let blocked_by = set(self
+            .ids_in(
+                viewer,
+                &format!("SELECT account_id FROM blocks WHERE target_id = {v} AND account_id IN "),
+                "account_id",
+                targets,
+            )
+            .await?);
+        let muting: HashMap<Id, bool> = self
+            .rows_in(
+                viewer,
+                &format!(
+                    "SELECT target_id, notifications FROM mutes \
+                     WHERE account_id = {v} AND target_id IN "
+                ),
+                targets,
+            )
+            .await?
+            .iter()
+            .map(|r| (id(r, "target_id"), r.get("notifications")))
+            .collect();
+        let requested = set(self
+            .ids_in(
+                viewer,
+                &format!(
+                    "SELECT followee_id FROM follow_requests \
+                     WHERE follower_id = {v} AND followee_id IN "
+                ),
+                "followee_id",
+                targets,
+            )
+            .await?);
+        let requested_by = set(self
+            .ids_in(
+                viewer,
+                &format!(
+                    "SELECT follower_id FROM follow_requests \
+                     WHERE followee_id = {v} AND follower_id IN "
+                ),
+                "follower_id",
+                targets,
+            )
+            .await?);
+        Ok(targets
+            .iter()
+            .map(|t| {
+                let follow = following.get(t);
+                Relationship {
+                    id: *t,
+                    following: follow.is_some(),
+                    showing_reblogs: follow.is_some_and(|o| o.reblogs),
+                    notifying: follow.is_some_and(|o| o.notify),
+                    followed_by: followed_by.contains(t),
+                    blocking: blocking.contains(t),
+                    blocked_by: blocked_by.contains(t),
+                    muting: muting.contains_key(t),
+                    muting_notifications: muting.get(t).copied().unwrap_or(false),
+                    requested: requested.contains(t),
+                    requested_by: requested_by.contains(t),
+                }
+            })
+            .collect())
+    }
+
+    async fn followers(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            account,
+            "SELECT id, follower_id FROM follows WHERE followee_id = ",
+            account,
+            "follower_id",
+            page,
+        )
+        .await
+    }
+
+    async fn following(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            account,
+            "SELECT id, followee_id FROM follows WHERE follower_id = ",
+            account,
+            "followee_id",
+            page,
+        )
+        .await
+    }
+
+    async fn follower_batch(
+        &self,
+        account: Id,
+        after: Option<Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Id, FollowOptions)>> {
+        let rows = sqlx::query(
+            "SELECT follower_id, reblogs, notify FROM follows \
+             WHERE followee_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
+        )
+        .bind(account.as_i64())
+        .bind(after.map_or(i64::MIN, Id::as_i64))
+        .bind(limit as i64)
+        .fetch_all(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (id(r, "follower_id"), options_from_row(r)))
+            .collect())
+    }
+
+    async fn notified_followers(
+        &self,
+        account: Id,
+        after: Option<Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Id>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT follower_id FROM follows \
+             WHERE followee_id = ? AND notify = 1 AND follower_id > ? \
+             ORDER BY follower_id LIMIT ?",
+        )
+        .bind(account.as_i64())
+        .bind(after.map_or(i64::MIN, Id::as_i64))
+        .bind(limit as i64)
+        .fetch_all(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(Id::from_i64).collect())
+    }
+
+    async fn followers_among(&self, account: Id, candidates: &[Id]) -> StoreResult<Vec<Id>> {
+        self.ids_in(
+            account,
+            &format!(
+                "SELECT follower_id FROM follows WHERE followee_id = {} AND follower_id IN ",
+                account.as_i64()
+            ),
+            "follower_id",
+            candidates,
+        )
+        .await
+    }
+
+    async fn followees(&self, account: Id, limit: usize) -> StoreResult<Vec<(Id, FollowOptions)>> {
+        let rows = sqlx::query(
+            "SELECT followee_id, reblogs, notify FROM follows WHERE follower_id = ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(account.as_i64())
+        .bind(limit as i64)
+        .fetch_all(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (id(r, "followee_id"), options_from_row(r)))
+            .collect())
+    }
+
+    async fn large_followees(&self, account: Id) -> StoreResult<Vec<(Id, FollowOptions)>> {
+        let rows = sqlx::query(
+            "SELECT followee_id, reblogs, notify FROM follows \
+             WHERE follower_id = ? AND followee_large = 1",
+        )
+        .bind(account.as_i64())
+        .fetch_all(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (id(r, "followee_id"), options_from_row(r)))
+            .collect())
+    }
+
+    async fn is_large(&self, account: Id) -> StoreResult<bool> {
+        let large: Option<bool> = sqlx::query_scalar("SELECT large FROM accounts WHERE id = ?")
+            .bind(account.as_i64())
+            .fetch_optional(&self.db(account.shard()).reader)
+            .await
+            .map_err(map_err)?;
+        Ok(large.unwrap_or(false))
+    }
+
+    async fn set_large(&self, account: Id, large: bool) -> StoreResult<bool> {
+        let mut tx = self
+            .db(account.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query("UPDATE accounts SET large = ? WHERE id = ? AND large <> ?")
+            .bind(large)
+            .bind(account.as_i64())
+            .bind(large)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE follows SET followee_large = ? WHERE followee_id = ?")
+            .bind(large)
+            .bind(account.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn block(&self, account: Id, target: Id, stamp: Stamp) -> StoreResult<bool> {
+        let mut tx = self
+            .db(account.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "INSERT INTO blocks (id, account_id, target_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(account_id, target_id) DO NOTHING",
+        )
+        .bind(stamp.id.as_i64())
+        .bind(account.as_i64())
+        .bind(target.as_i64())
+        .bind(stamp.at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        remove_follow(&mut tx, account, target).await?;
+        remove_follow(&mut tx, target, account).await?;
+        sqlx::query(
+            "DELETE FROM follow_requests WHERE (follower_id = ? AND followee_id = ?) \
+             OR (follower_id = ? AND followee_id = ?)",
+        )
+        .bind(account.as_i64())
+        .bind(target.as_i64())
+        .bind(target.as_i64())
+        .bind(account.as_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        emit(
+            &mut tx,
+            stamp.id,
+            stamp.at_ms,
+            EventKind::Blocked {
+                account_id: account,
+                target_id: target,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn unblock(&self, account: Id, target: Id) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM blocks WHERE account_id = ? AND target_id = ?")
+            .bind(account.as_i64())
+            .bind(target.as_i64())
+            .execute(&self.db(account.shard()).writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn mute(
+        &self,
+        account: Id,
+        target: Id,
+        notifications: bool,
+        stamp: Stamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO mutes (id, account_id, target_id, notifications, created_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id, target_id) \
+             DO UPDATE SET notifications = excluded.notifications",
+        )
+        .bind(stamp.id.as_i64())
+        .bind(account.as_i64())
+        .bind(target.as_i64())
+        .bind(notifications)
+        .bind(stamp.at_ms)
+        .execute(&self.db(account.shard()).writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn unmute(&self, account: Id, target: Id) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM mutes WHERE account_id = ? AND target_id = ?")
+            .bind(account.as_i64())
+            .bind(target.as_i64())
+            .execute(&self.db(account.shard()).writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn blocks(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            account,
+            "SELECT id, target_id FROM blocks WHERE account_id = ",
+            account,
+            "target_id",
+            page,
+        )
+        .await
+    }
+
+    async fn mutes(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
+        self.pairs(
+            account,
+            "SELECT id, target_id FROM mutes WHERE account_id = ",
+            account,
+            "target_id",
+            page,
+        )
+        .await
+    }
+
+    async fn hidden_among(&self, viewer: Id, candidates: &[Id]) -> StoreResult<Hidden> {
+        if candidates.is_empty() {
+            return Ok(Hidden::default());
+        }
+        let v = viewer.as_i64();
+        let mut blocked = self
+            .ids_in(
+                viewer,
+                &format!("SELECT target_id FROM blocks WHERE account_id = {v} AND target_id IN "),
+                "target_id",
+                candidates,
+            )
+            .await?;
+        blocked.extend(
+            self.ids_in(
+                viewer,
+                &format!("SELECT account_id FROM blocks WHERE target_id = {v} AND account_id IN "),
+                "account_id",
+                candidates,
+            )
+            .await?,
+        );
+        blocked.sort_unstable();
+        blocked.dedup();
+        let mutes = self
+            .rows_in(
+                viewer,
+                &format!(
+                    "SELECT target_id, notifications FROM mutes \
+                     WHERE account_id = {v} AND target_id IN "
+                ),
+                candidates,
+            )
+            .await?;
+        Ok(Hidden {
+            blocked,
+            muted: mutes.iter().map(|r| id(r, "target_id")).collect(),
+            muted_notifications: mutes
+                .iter()
+                .filter(|r| r.get::<bool, _>("notifications"))
+                .map(|r| id(r, "target_id"))
+                .collect(),
+        })
+    }
+}
+
+#[async_trait]
+impl NotificationStore for SqliteStore {
+    async fn create_notifications(&self, notifications: &[Notification]) -> StoreResult<()> {
+        let Some(first) = notifications.first() else {
+            return Ok(());
+        };
+        let mut tx = self
+            .db(first.account_id.shard())
+            .writer
+            .begin()
+            .await
+            .map_err(map_err)?;
+        for n in notifications {
+            sqlx::query(
+                "INSERT OR IGNORE INTO notifications \
+                 (id, account_id, kind, from_account_id, status_id, created_at, event_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(n.id.as_i64())
+            .bind(n.account_id.as_i64())
+            .bind(n.kind.as_str())
+            .bind(n.from_account_id.as_i64())
+            .bind(n.status_id.map(Id::as_i64))
+            .bind(n.created_at_ms)
+            .bind(n.event_id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn notifications(
+        &self,
+        account: Id,
+        filter: &NotificationFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<Notification>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT id, account_id, kind, from_account_id, status_id, created_at, event_id \
+             FROM notifications WHERE account_id = ",
+        );
+        qb.push_bind(account.as_i64());
+        for (kinds, op) in [
+            (&filter.types, " AND kind IN ("),
+            (&filter.exclude_types, " AND kind NOT IN ("),
+        ] {
+            if kinds.is_empty() {
+                continue;
+            }
+            qb.push(op);
+            let mut list = qb.separated(", ");
+            for k in kinds {
+                list.push_bind(k.as_str());
+            }
+            list.push_unseparated(")");
+        }
+        if let Some(from) = filter.from_account {
+            qb.push(" AND from_account_id = ").push_bind(from.as_i64());
+        }
+        push_page(&mut qb, "id", page);
+        let rows = qb
+            .build()
+            .fetch_all(&self.db(account.shard()).reader)
+            .await
+            .map_err(map_err)?;
+        let list = rows
+            .iter()
+            .map(notification_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(newest_first(list, page))
+    }
+
+    async fn notification(&self, account: Id, id: Id) -> StoreResult<Option<Notification>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, kind, from_account_id, status_id, created_at, event_id \
+             FROM notifications WHERE id = ? AND account_id = ?",
+        )
+        .bind(id.as_i64())
+        .bind(account.as_i64())
+        .fetch_optional(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(notification_from_row).transpose()
+    }
+
+    async fn dismiss_notification(&self, account: Id, id: Id) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM notifications WHERE id = ? AND account_id = ?")
+            .bind(id.as_i64())
+            .bind(account.as_i64())
+            .execute(&self.db(account.shard()).writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn dismiss_notifications_from(
+        &self,
+        account: Id,
+        kind: NotificationType,
+        from: Id,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM notifications WHERE account_id = ? AND kind = ? AND from_account_id = ?",
+        )
+        .bind(account.as_i64())
+        .bind(kind.as_str())
+        .bind(from.as_i64())
+        .execute(&self.db(account.shard()).writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn clear_notifications(&self, account: Id) -> StoreResult<()> {
+        sqlx::query("DELETE FROM notifications WHERE account_id = ?")
+            .bind(account.as_i64())
+            .execute(&self.db(account.shard()).writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn count_notifications_after(
+        &self,
+        account: Id,
+        after: Option<Id>,
+        limit: usize,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM notifications \
+             WHERE account_id = ? AND id > ? LIMIT ?)",
+        )
+        .bind(account.as_i64())
+        .bind(after.map_or(i64::MIN, Id::as_i64))
+        .bind(limit as i64)
+        .fetch_one(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn markers(&self, account: Id) -> StoreResult<Vec<Marker>> {
+        let rows = sqlx::query(
+            "SELECT timeline, last_read_id, version, updated_at FROM markers \
+             WHERE account_id = ? ORDER BY timeline",
+        )
+        .bind(account.as_i64())
+        .fetch_all(&self.db(account.shard()).reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows.iter().map(marker_from_row).collect())
+    }
+
+    async fn set_marker(
+        &self,
+        account: Id,
+        timeline: &str,
+        last_read_id: Id,
+        at_ms: i64,
+    ) -> StoreResult<Marker> {
+        let row = sqlx::query(
+            "INSERT INTO markers (account_id, timeline, last_read_id, version, updated_at) \
+             VALUES (?, ?, ?, 1, ?) ON CONFLICT(account_id, timeline) DO UPDATE SET \
+             last_read_id = excluded.last_read_id, version = version + 1, \
+             updated_at = excluded.updated_at \
+             RETURNING timeline, last_read_id, version, updated_at",
+        )
+        .bind(account.as_i64())
+        .bind(timeline)
+        .bind(last_read_id.as_i64())
+        .bind(at_ms)
+        .fetch_one(&self.db(account.shard()).writer)
+        .await
+        .map_err(map_err)?;
+        Ok(marker_from_row(&row))
+    }
+}
+
+fn marker_from_row(row: &SqliteRow) -> Marker {
+    Marker {
+        timeline: row.get("timeline"),
+        last_read_id: id(row, "last_read_id"),
+        version: row.get("version"),
+        updated_at_ms: row.get("updated_at"),
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn outbox_pending(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for (index, db) in self.physical_dbs().iter().enumerate() {
+            let rows = sqlx::query("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?")
+                .bind(limit as i64)
+                .fetch_all(&db.reader)
+                .await
+                .map_err(map_err)?;
+            for row in &rows {
+                let seq: i64 = row.get("seq");
+                let text: String = row.get("event");
+                match Event::from_json(&text) {
+                    Some(event) => out.push(OutboxEntry {
+                        key: (index as u32, seq),
+                        event,
+                    }),
+                    None => {
+                        // Unreadable (a bug): set it aside rather than block the relay.
+                        tracing::error!(seq, "unreadable outbox row moved to the dead letters");
+                        let mut tx = db.writer.begin().await.map_err(map_err)?;
+                        sqlx::query(
+                            "INSERT INTO dead_letters (consumer, event, error, created_at) \
+                             VALUES ('relay', ?, 'unreadable event', ?)",
+                        )
+                        .bind(&text)
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        sqlx::query("DELETE FROM outbox WHERE seq = ?")
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        tx.commit().await.map_err(map_err)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn outbox_remove(&self, keys: &[(u32, i64)]) -> StoreResult<()> {
+        let dbs = self.physical_dbs();
+        for (index, db) in dbs.iter().enumerate() {
+            let seqs: Vec<i64> = keys
+                .iter()
+                .filter(|(i, _)| *i as usize == index)
+                .map(|(_, s)| *s)
+                .collect();
+            for chunk in seqs.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE seq IN (");
+                let mut list = qb.separated(", ");
+                for s in chunk {
+                    list.push_bind(*s);
+                }
+                list.push_unseparated(")");
+                qb.build().execute(&db.writer).await.map_err(map_err)?;
+            }
+        }
+        if keys.iter().any(|(i, _)| *i as usize >= dbs.len()) {
+            return Err(StoreError::Internal("outbox key of no database".into()));
+        }
+        Ok(())
+    }
+
+    async fn outbox_len(&self) -> StoreResult<u64> {
+        let mut total = 0u64;
+        for db in self.physical_dbs() {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+                .fetch_one(&db.reader)
+                .await
+                .map_err(map_err)?;
+            total += n as u64;
+        }
+        Ok(total)
+    }
+
+    async fn record_dead_letter(
+        &self,
+        consumer: &str,
+        event: &Event,
+        error: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO dead_letters (consumer, event, error, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(consumer)
+        .bind(event.to_json())
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.db(event.id.shard()).writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+/// Wall-clock time for bookkeeping rows (dead letters); domain times come
+/// from the caller's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
