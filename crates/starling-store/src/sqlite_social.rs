@@ -164,40 +164,52 @@ async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) 
     Ok(())
 }
 
-/// Adds `delta` to an account counter, never below zero.
-async fn bump_account(
+/// The tables whose counters [`bump`] adjusts.
+#[derive(Clone, Copy)]
+enum Counted {
+    Accounts,
+    Statuses,
+}
+
+/// Adds `delta` to a counter of the row `id`, never below zero.
+async fn bump(
     conn: &mut SqliteConnection,
-    account: Id,
+    table: Counted,
+    id: Id,
     column: &str,
     delta: i64,
 ) -> StoreResult<()> {
+    let table = match table {
+        Counted::Accounts => "accounts",
+        Counted::Statuses => "statuses",
+    };
     sqlx::query(&format!(
-        "UPDATE accounts SET {column} = MAX({column} + ?, 0) WHERE id = ?"
+        "UPDATE {table} SET {column} = MAX({column} + ?, 0) WHERE id = ?"
     ))
     .bind(delta)
-    .bind(account.as_i64())
+    .bind(id.as_i64())
     .execute(conn)
     .await
     .map_err(map_err)?;
     Ok(())
 }
 
-/// Adds `delta` to a status counter, never below zero.
+async fn bump_account(
+    conn: &mut SqliteConnection,
+    account: Id,
+    column: &str,
+    delta: i64,
+) -> StoreResult<()> {
+    bump(conn, Counted::Accounts, account, column, delta).await
+}
+
 async fn bump_status(
     conn: &mut SqliteConnection,
     status: Id,
     column: &str,
     delta: i64,
 ) -> StoreResult<()> {
-    sqlx::query(&format!(
-        "UPDATE statuses SET {column} = MAX({column} + ?, 0) WHERE id = ?"
-    ))
-    .bind(delta)
-    .bind(status.as_i64())
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
+    bump(conn, Counted::Statuses, status, column, delta).await
 }
 
 /// Ends `follower -> followee` if it exists, fixing both counters.
