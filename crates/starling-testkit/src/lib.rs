@@ -1,0 +1,138 @@
+//! Test support for the distributed adapters: where the real services are.
+//!
+//! Tests of the PostgreSQL, Redis and NATS adapters run against real
+//! servers, found by configuration (environment variables with local
+//! defaults). On a machine without one, such a test says it was skipped and
+//! passes; with `STARLING_TEST_REQUIRE_SERVICES=1` (CI sets it) a missing
+//! service fails the test instead, so CI always runs them.
+//!
+//! Each test creates its own database, stream or key prefix (see
+//! [`unique_name`]) and removes it when done, so tests never share state.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// How long the reachability probe waits for a TCP connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A service the distributed adapters need.
+#[derive(Clone, Copy, Debug)]
+pub enum Service {
+    Postgres,
+    Redis,
+    Nats,
+}
+
+impl Service {
+    /// The environment variable naming the service's URL.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Self::Postgres => "STARLING_TEST_POSTGRES_URL",
+            Self::Redis => "STARLING_TEST_REDIS_URL",
+            Self::Nats => "STARLING_TEST_NATS_URL",
+        }
+    }
+
+    /// The URL used when the variable is unset.
+    pub fn default_url(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres://postgres@127.0.0.1:5432/postgres",
+            Self::Redis => "redis://127.0.0.1:6379",
+            Self::Nats => "nats://127.0.0.1:4222",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Postgres => 5432,
+            Self::Redis => 6379,
+            Self::Nats => 4222,
+        }
+    }
+
+    /// The configured URL.
+    pub fn url(self) -> String {
+        std::env::var(self.env_var()).unwrap_or_else(|_| self.default_url().to_owned())
+    }
+}
+
+/// Whether a missing service must fail the test (CI) rather than skip it.
+pub fn services_required() -> bool {
+    matches!(
+        std::env::var("STARLING_TEST_REQUIRE_SERVICES").as_deref(),
+        Ok("1" | "true" | "yes")
+    )
+}
+
+/// The service's URL if it answers. When it does not: `None` after printing
+/// a line saying the test is skipped, or a panic when services are
+/// required.
+///
+/// ```ignore
+/// let Some(url) = starling_testkit::require(Service::Redis, "redis_conformance") else { return };
+/// ```
+pub fn require(service: Service, test: &str) -> Option<String> {
+    let url = service.url();
+    if reachable(&url, service.default_port()) {
+        return Some(url);
+    }
+    let why = format!(
+        "{service:?} is not reachable at {url} (set {} to point at one)",
+        service.env_var()
+    );
+    assert!(
+        !services_required(),
+        "{test}: {why}; STARLING_TEST_REQUIRE_SERVICES is set, so this is a failure"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
+
+fn reachable(url: &str, default_port: u16) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let host = parsed.host_str().unwrap_or("127.0.0.1");
+    let port = parsed.port().unwrap_or(default_port);
+    let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(_) => return false,
+    };
+    addrs
+        .iter()
+        .any(|a| TcpStream::connect_timeout(a, PROBE_TIMEOUT).is_ok())
+}
+
+/// A name no other test run uses (databases, streams, key prefixes):
+/// `prefix` plus the process id and a counter, lowercase ASCII.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("t"), unique_name("t"));
+        assert!(unique_name("starling_t")
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+    }
+
+    #[test]
+    fn nothing_listens_on_port_1() {
+        assert!(!reachable("redis://127.0.0.1:1", 6379));
+    }
+}
