@@ -11,12 +11,20 @@
 //! The logical shard of anything that has an id is read from the id itself,
 //! so a post, an account or a token is found on one shard with one lookup.
 //!
-//! Uniqueness without a central service: every logical shard has its own
-//! sequence, and only one writer hands out ids for a shard at a time (the
-//! single process in the embedded shape; a PostgreSQL sequence per shard in
-//! the distributed one). When more than 64 ids are asked for within one
-//! millisecond on one shard the generator borrows the next millisecond, so ids
-//! stay strictly increasing per shard and never repeat.
+//! Uniqueness without a central service: every process keeps, per logical
+//! shard, its own sequence within the millisecond, and processes that run at
+//! the same time own disjoint parts of the 6-bit sequence space (a generator
+//! *slot*: with 16 slots, slot 5 hands out sequences 20..24 of each
+//! millisecond). The embedded shape is one process with the whole space; the
+//! distributed shape gives each `api` and `worker` process its own slot (the
+//! `id_slot` setting). No id costs a round trip to anything. When a process
+//! asks for more ids within one millisecond on one shard than its slot holds,
+//! it borrows the next millisecond, so its ids stay strictly increasing per
+//! shard and never repeat.
+//!
+//! (DESIGN.md suggested a PostgreSQL sequence per shard; that is a round trip
+//! per id on the write path, and ids are needed before the write, e.g. for the
+//! event of the same transaction. Slots give the same guarantee locally.)
 
 use std::fmt;
 use std::str::FromStr;
@@ -128,14 +136,28 @@ impl FromStr for Id {
 
 /// Hands out ids for every logical shard, lock-free.
 ///
-/// Per shard, the state is one `AtomicU64` holding `(ms << 6) | seq` of the
-/// last id given out. Taking the next id is a compare-and-swap: if the clock
-/// moved on, start at sequence 0 of the new millisecond; otherwise add one,
-/// which carries into the millisecond when the sequence is full. The result is
-/// strictly increasing per shard even if the wall clock steps backwards.
+/// Per shard, the state is one `AtomicU64` holding `(ms << local_bits) | n`
+/// of the last id given out, where `n` counts within this generator's slot.
+/// Taking the next id is a compare-and-swap: if the clock moved on, start at
+/// `n = 0` of the new millisecond; otherwise add one, which carries into the
+/// millisecond when the slot is full. The id's sequence is `slot` followed by
+/// `n`. The result is strictly increasing per shard even if the wall clock
+/// steps backwards.
 pub struct IdGenerator {
     last: Vec<AtomicU64>,
     now_ms: fn() -> u64,
+    /// This generator's slot, in the high bits of the sequence.
+    slot: u64,
+    /// Bits of the sequence this generator counts in (6 with one slot).
+    local_bits: u32,
+}
+
+/// A slot setting that cannot be honoured.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("id slots must be a power of two from 1 to 64 and the slot below it (got slot {slot} of {slots})")]
+pub struct InvalidSlot {
+    pub slot: u32,
+    pub slots: u32,
 }
 
 impl IdGenerator {
@@ -149,34 +171,55 @@ impl IdGenerator {
         Self {
             last: (0..SHARD_COUNT).map(|_| AtomicU64::new(0)).collect(),
             now_ms,
+            slot: 0,
+            local_bits: SEQ_BITS,
         }
+    }
+
+    /// A generator owning `slot` of `slots` (a power of two up to 64): two
+    /// generators with different slots never hand out the same id.
+    pub fn with_slot(slot: u32, slots: u32) -> Result<Self, InvalidSlot> {
+        if !slots.is_power_of_two() || slots > 1 << SEQ_BITS || slot >= slots {
+            return Err(InvalidSlot { slot, slots });
+        }
+        let mut gen = Self::new();
+        gen.local_bits = SEQ_BITS - slots.trailing_zeros();
+        gen.slot = u64::from(slot);
+        Ok(gen)
     }
 
     /// Make sure ids given out from now on on `shard` are above `id` (called
     /// with the highest id a store holds, so a restart with a clock that went
-    /// backwards cannot repeat an id).
+    /// backwards cannot repeat an id): the next one starts a later
+    /// millisecond.
     pub fn observe(&self, id: Id) {
-        let state = (id.0 as u64 >> LOW_BITS << SEQ_BITS) | (id.0 as u64 & SEQ_MASK);
+        let local_max = (1u64 << self.local_bits) - 1;
+        let state = (id.unix_ms() << self.local_bits) | local_max;
         self.last[usize::from(id.shard().0)].fetch_max(state, Ordering::AcqRel);
     }
 
     pub fn next(&self, shard: ShardId) -> Id {
-        let slot = &self.last[usize::from(shard.0)];
+        let last = &self.last[usize::from(shard.0)];
         let now = (self.now_ms)();
-        let mut current = slot.load(Ordering::Acquire);
+        let bits = self.local_bits;
+        let mut current = last.load(Ordering::Acquire);
         loop {
-            let candidate = if now > current >> SEQ_BITS {
-                now << SEQ_BITS
+            let candidate = if now > current >> bits {
+                now << bits
             } else {
                 current + 1
             };
-            match slot.compare_exchange_weak(
+            match last.compare_exchange_weak(
                 current,
                 candidate,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Id::from_parts(candidate >> SEQ_BITS, shard, candidate & SEQ_MASK),
+                Ok(_) => {
+                    let n = candidate & ((1 << bits) - 1);
+                    let seq = (self.slot << bits) | n;
+                    return Id::from_parts(candidate >> bits, shard, seq);
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -290,6 +333,40 @@ mod tests {
             }
         }
         assert_eq!(all.len(), 40_000);
+    }
+
+    #[test]
+    fn slots_never_collide_and_stay_increasing() {
+        let shard = ShardId::new(5).unwrap();
+        let gens: Vec<IdGenerator> = (0..16)
+            .map(|slot| {
+                let mut g = IdGenerator::with_slot(slot, 16).unwrap();
+                g.now_ms = frozen;
+                g
+            })
+            .collect();
+        let mut all = HashSet::new();
+        for g in &gens {
+            let ids: Vec<Id> = (0..50).map(|_| g.next(shard)).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]));
+            // 4 ids per millisecond per slot: the fifth borrows the next one.
+            assert_eq!(ids[3].unix_ms(), frozen());
+            assert_eq!(ids[4].unix_ms(), frozen() + 1);
+            for id in ids {
+                assert_eq!(id.shard(), shard);
+                assert!(all.insert(id), "slots collided on {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_slots_are_refused() {
+        assert!(IdGenerator::with_slot(0, 1).is_ok());
+        assert!(IdGenerator::with_slot(63, 64).is_ok());
+        assert!(IdGenerator::with_slot(3, 3).is_err());
+        assert!(IdGenerator::with_slot(4, 4).is_err());
+        assert!(IdGenerator::with_slot(0, 128).is_err());
+        assert!(IdGenerator::with_slot(0, 0).is_err());
     }
 
     #[test]
