@@ -9,6 +9,9 @@
 #   COMPAT_VENV       virtualenv location (default: <repo>/target/compat-venv)
 #   PYTHON            interpreter used to create the venv (default: python3)
 #   READY_TIMEOUT     seconds to wait for GET /readyz (default: 30)
+#   COMPAT_TARGET     run against this already-running server (e.g. the local
+#                     cluster's load balancer) instead of starting one; it must
+#                     run with rate limits off
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,7 +22,9 @@ cd "$REPO_ROOT"
 log() { printf '[compat] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- binary
-if [[ -n "${STARLING_BIN:-}" ]]; then
+if [[ -n "${COMPAT_TARGET:-}" ]]; then
+  BIN=""
+elif [[ -n "${STARLING_BIN:-}" ]]; then
   BIN="$STARLING_BIN"
   [[ "$BIN" == /* ]] || BIN="$CALLER_PWD/$BIN"   # relative to where run.sh was invoked
 else
@@ -27,7 +32,7 @@ else
   cargo build -p starling
   BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/starling"
 fi
-if [[ ! -x "$BIN" ]]; then
+if [[ -z "${COMPAT_TARGET:-}" && ! -x "$BIN" ]]; then
   log "starling binary not found or not executable: $BIN"
   exit 2
 fi
@@ -50,6 +55,12 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
 fi
 
 # ---------------------------------------------------------------- server
+if [[ -n "${COMPAT_TARGET:-}" ]]; then
+  log "running against $COMPAT_TARGET"
+  export STARLING_URL="${COMPAT_TARGET%/}"
+  export PYTHONDONTWRITEBYTECODE=1
+  exec "$PY" -m pytest -q -p no:cacheprovider "$SCRIPT_DIR" "$@"
+fi
 PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 URL="http://127.0.0.1:$PORT"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/starling-compat.XXXXXX")"

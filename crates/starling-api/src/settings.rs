@@ -52,6 +52,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub rate_limits: RateLimitSettings,
+    /// Serve the benchmark ceiling probe (`GET /api/v1/_bench/ceiling`).
+    pub bench_probe: bool,
 }
 
 impl ApiSettings {
@@ -64,6 +66,7 @@ impl ApiSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             rate_limits: RateLimitSettings::default(),
+            bench_probe: false,
         }
     }
 

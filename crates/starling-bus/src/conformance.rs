@@ -34,20 +34,18 @@ use crate::{Consumer, ConsumerError, DeadLetters, EventBus};
 /// Generates one `#[tokio::test]` per conformance case. `$make` is an async
 /// fn taking the dead-letter sink (`Arc<dyn DeadLetters>`) and returning
 /// `(bus, guard)`; the guard lives as long as the test.
+///
+/// An adapter that needs a server the machine may not have uses the
+/// `optional` form: `$make` then returns `Option<(bus, guard)>`, and `None`
+/// (the server is missing; `$make` says so) ends the case early, passing.
+///
+/// ```ignore
+/// async fn fresh(dead_letters: Arc<dyn DeadLetters>) -> Option<(Box<dyn EventBus>, Guard)> { ... }
+/// starling_bus::bus_conformance_suite!(optional fresh);
+/// ```
 #[macro_export]
 macro_rules! bus_conformance_suite {
-    ($make:path) => {
-        $crate::bus_conformance_suite!(@cases $make;
-            empty_publishes_and_no_subscribers_are_fine,
-            each_group_gets_what_it_wants_in_order,
-            failing_group_does_not_block_others,
-            failed_batches_are_delivered_again,
-            poison_event_is_dead_lettered_and_neighbours_handled,
-            many_publishes_deliver_everything_in_order,
-            late_subscribers_get_later_events,
-        );
-    };
-    (@cases $make:path; $($case:ident),* $(,)?) => {
+    (@cases $mode:ident $make:path; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
@@ -55,10 +53,35 @@ macro_rules! bus_conformance_suite {
                     $crate::conformance::RecordedDeadLetters::default(),
                 );
                 let sink: std::sync::Arc<dyn $crate::DeadLetters> = dead.clone();
-                let (bus, _guard) = $make(sink).await;
+                let made = $crate::bus_conformance_suite!(@make $mode $make, sink);
+                let Some((bus, _guard)) = made else { return };
                 $crate::conformance::$case(&*bus, dead).await;
             }
         )*
+    };
+    (@make required $make:path, $sink:ident) => {
+        Some($make($sink).await)
+    };
+    (@make optional $make:path, $sink:ident) => {
+        $make($sink).await
+    };
+    (@all $mode:ident $make:path) => {
+        $crate::bus_conformance_suite!(@cases $mode $make;
+            empty_publishes_and_no_subscribers_are_fine,
+            each_group_gets_what_it_wants_in_order,
+            failing_group_does_not_block_others,
+            failed_batches_are_delivered_again,
+            poison_event_is_dead_lettered_and_neighbours_handled,
+            panicking_consumer_counts_as_failing,
+            many_publishes_deliver_everything_in_order,
+            late_subscribers_get_later_events,
+        );
+    };
+    (optional $make:path) => {
+        $crate::bus_conformance_suite!(@all optional $make);
+    };
+    ($make:path) => {
+        $crate::bus_conformance_suite!(@all required $make);
     };
 }
 
@@ -109,6 +132,8 @@ pub enum Failure {
     Poison(HashSet<Id>),
     /// Every batch.
     Always,
+    /// Panics on every batch containing one of these events.
+    Panic(HashSet<Id>),
 }
 
 /// Which events a [`Recorder`] wants.
@@ -183,6 +208,14 @@ impl Consumer for Recorder {
                 .is_ok(),
             Failure::Poison(ids) => events.iter().any(|e| ids.contains(&e.id)),
             Failure::Always => true,
+            Failure::Panic(ids) => {
+                assert!(
+                    !events.iter().any(|e| ids.contains(&e.id)),
+                    "{} panics on this batch",
+                    self.name
+                );
+                false
+            }
         };
         if fail {
             return Err(ConsumerError(format!("{} refuses this batch", self.name)));
@@ -414,6 +447,38 @@ pub async fn poison_event_is_dead_lettered_and_neighbours_handled(
     let after = [events.created()];
     publish(bus, &after).await;
     handled_all(&picky, &ids(&after)).await;
+}
+
+pub async fn panicking_consumer_counts_as_failing(
+    bus: &dyn EventBus,
+    dead: Arc<RecordedDeadLetters>,
+) {
+    let events = Events::default();
+    let batch = [events.created(), events.favourited(), events.created()];
+    let bomb = batch[1].id;
+    let fragile = Recorder::new("fragile", Wants::All, Failure::Panic(HashSet::from([bomb])));
+    let calm = Recorder::new("calm", Wants::All, Failure::Never);
+    subscribe(bus, &fragile).await;
+    subscribe(bus, &calm).await;
+    publish(bus, &batch).await;
+
+    // A panic is a failure like any other: the event that causes it ends
+    // up a dead letter, its neighbours are handled, other groups and later
+    // events are unaffected.
+    let neighbours: Vec<Id> = ids(&batch).into_iter().filter(|id| *id != bomb).collect();
+    handled_all(&fragile, &neighbours).await;
+    handled_all(&calm, &ids(&batch)).await;
+    eventually("the event that panics is a dead letter", || {
+        dead.letters().contains(&("fragile".to_owned(), bomb))
+    })
+    .await;
+    assert_eq!(fragile.handled_once(), neighbours, "neighbours in order");
+    assert_eq!(dead.ids_of("fragile"), HashSet::from([bomb]));
+    assert!(dead.ids_of("calm").is_empty());
+
+    let after = [events.created()];
+    publish(bus, &after).await;
+    handled_all(&fragile, &ids(&after)).await;
 }
 
 pub async fn many_publishes_deliver_everything_in_order(

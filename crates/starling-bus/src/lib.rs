@@ -23,8 +23,12 @@ use starling_domain::{Event, EventKind};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod in_process;
+#[cfg(feature = "nats")]
+pub mod nats;
 
 pub use in_process::InProcessBus;
+#[cfg(feature = "nats")]
+pub use nats::{NatsBus, NatsBusConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

@@ -14,12 +14,30 @@
 //! for the distributed shape, and one conformance suite (in `conformance`,
 //! behind the feature of that name) that every adapter passes.
 
+pub mod invalidation;
 pub mod memory_timeline;
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis_conn;
+#[cfg(feature = "redis")]
+pub mod redis_invalidation;
+#[cfg(feature = "redis")]
+pub mod redis_rate_limit;
+#[cfg(feature = "redis")]
+pub mod redis_timeline;
 pub mod timeline;
 
+pub use invalidation::{Invalidation, InvalidationHandler, Invalidations, LocalInvalidations};
 pub use memory_timeline::MemoryTimelineCache;
 pub use rate_limit::{Decision, MemoryRateLimiter, RateLimiter, Rule};
+#[cfg(feature = "redis")]
+pub use redis_conn::RETRY_AFTER as REDIS_RETRY_AFTER;
+#[cfg(feature = "redis")]
+pub use redis_invalidation::RedisInvalidations;
+#[cfg(feature = "redis")]
+pub use redis_rate_limit::RedisRateLimiter;
+#[cfg(feature = "redis")]
+pub use redis_timeline::RedisTimelineCache;
 pub use timeline::{CacheError, CacheResult, TimelineCache, TimelineEntry};
 
 #[cfg(feature = "conformance")]

@@ -57,7 +57,7 @@ impl Core {
             || outcome == FollowOutcome::Requested && !rel.requested
         {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, target]);
+            self.objects.forget_accounts(&[me, target]).await;
         }
         self.relationship(me, target).await
     }
@@ -68,7 +68,7 @@ impl Core {
         let stamp = self.stamp(me.shard());
         if self.store.unfollow(me, target, stamp).await? {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, target]);
+            self.objects.forget_accounts(&[me, target]).await;
         }
         self.relationship(me, target).await
     }
@@ -128,7 +128,7 @@ impl Core {
         let stamp = self.stamp(me.shard());
         if self.store.block(me, target, stamp).await? {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, target]);
+            self.objects.forget_accounts(&[me, target]).await;
         }
         self.relationship(me, target).await
     }
@@ -201,7 +201,7 @@ impl Core {
             .await?
         {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, requester]);
+            self.objects.forget_accounts(&[me, requester]).await;
         } else if !self.relationship(me, requester).await?.followed_by {
             return Err(CoreError::NotFound);
         }

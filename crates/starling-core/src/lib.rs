@@ -20,7 +20,7 @@ pub mod workers;
 
 use std::sync::Arc;
 
-use starling_cache::TimelineCache;
+use starling_cache::{Invalidations, TimelineCache};
 use starling_domain::{Clock, Id, IdGenerator, ShardId};
 use starling_store::{Stamp, Store};
 use tokio::sync::Notify;
@@ -43,6 +43,10 @@ pub struct CoreSettings {
     pub large_account_threshold: i64,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_ms: i64,
+    /// Accounts and statuses kept in this process's object cache, of each.
+    pub object_cache_capacity: u64,
+    /// How long a cached object may serve before it is read again.
+    pub object_cache_ttl: std::time::Duration,
 }
 
 impl Default for CoreSettings {
@@ -52,6 +56,8 @@ impl Default for CoreSettings {
             base_url: "http://localhost".into(),
             large_account_threshold: 10_000,
             idempotency_ttl_ms: 3_600_000,
+            object_cache_capacity: 100_000,
+            object_cache_ttl: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -61,6 +67,8 @@ impl Default for CoreSettings {
 pub struct Seams {
     pub store: Arc<dyn Store>,
     pub timelines: Arc<dyn TimelineCache>,
+    /// How the object caches of other processes learn of writes.
+    pub invalidations: Arc<dyn Invalidations>,
 }
 
 /// The use cases, bound to their seams. Cheap to clone.
@@ -89,7 +97,11 @@ impl Core {
         Self {
             store: seams.store,
             timelines: seams.timelines,
-            objects: ObjectCache::new(100_000),
+            objects: ObjectCache::new(
+                settings.object_cache_capacity,
+                settings.object_cache_ttl,
+                seams.invalidations,
+            ),
             outbox_written: Arc::new(Notify::new()),
             ids,
             clock,
@@ -112,6 +124,15 @@ impl Core {
 
     pub fn timelines(&self) -> &Arc<dyn TimelineCache> {
         &self.timelines
+    }
+
+    /// Starts applying other processes' invalidations to this process's
+    /// object cache (the distributed shape; nothing to do alone).
+    pub async fn listen_for_invalidations(&self) -> CoreResult<()> {
+        self.objects
+            .listen()
+            .await
+            .map_err(|e| CoreError::Unavailable(e.to_string()))
     }
 
     /// A fresh id and the current time for a write on `shard`.

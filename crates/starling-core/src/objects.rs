@@ -3,9 +3,11 @@
 //!
 //! A home page of 20 statuses needs ~20 statuses and their authors; most of
 //! them were read moments ago by someone else. Entries are invalidated by
-//! the writes of this process that change them (counters included) and
-//! expire after a short time, which bounds how stale another process's
-//! writes can make them (the distributed shape puts Redis behind this L1).
+//! the writes that change them (counters included): at once in the writing
+//! process, and in the others through the [`Invalidations`] seam (Redis
+//! pub/sub in the distributed shape), whose message the writer sends before
+//! it answers. They also expire after a short time, which bounds the damage
+//! of a message lost on the way.
 //!
 //! A read that misses and a write that invalidates can cross: the reader
 //! reads the old row, the writer commits and invalidates, then the reader
@@ -19,11 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
+use starling_cache::{Invalidation, Invalidations};
 use starling_domain::{Account, Id, Status};
 use starling_store::{Store, StoreResult};
 
-/// How long an entry may serve before it is read again.
-const TTL: Duration = Duration::from_secs(30);
 /// Epoch slots per kind of object (ids share slots by hash).
 const EPOCH_SLOTS: usize = 4096;
 
@@ -33,6 +34,7 @@ pub struct ObjectCache {
     statuses: Cache<Id, Arc<Status>>,
     account_epochs: Arc<Epochs>,
     status_epochs: Arc<Epochs>,
+    others: Arc<dyn Invalidations>,
 }
 
 /// Invalidation counters, one per slot of ids.
@@ -57,21 +59,30 @@ impl Epochs {
     fn bump(&self, id: Id) {
         self.slot(id).fetch_add(1, Ordering::AcqRel);
     }
+
+    fn bump_all(&self) {
+        for slot in self.0.iter() {
+            slot.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl ObjectCache {
-    pub fn new(capacity: u64) -> Self {
+    /// At most `capacity` objects of each kind, each served for at most
+    /// `ttl`; writes are announced to other processes through `others`.
+    pub fn new(capacity: u64, ttl: Duration, others: Arc<dyn Invalidations>) -> Self {
         Self {
             accounts: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(TTL)
+                .time_to_live(ttl)
                 .build(),
             statuses: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(TTL)
+                .time_to_live(ttl)
                 .build(),
             account_epochs: Arc::new(Epochs::new()),
             status_epochs: Arc::new(Epochs::new()),
+            others,
         }
     }
 
@@ -117,19 +128,55 @@ impl ObjectCache {
     }
 
     /// Call after a write to these accounts has committed.
-    pub fn forget_accounts(&self, ids: &[Id]) {
-        for id in ids {
-            self.account_epochs.bump(*id);
-            self.accounts.invalidate(id);
-        }
+    pub async fn forget_accounts(&self, ids: &[Id]) {
+        self.forget(Invalidation::Accounts(ids.to_vec())).await;
     }
 
     /// Call after a write to these statuses has committed.
-    pub fn forget_statuses(&self, ids: &[Id]) {
-        for id in ids {
-            self.status_epochs.bump(*id);
-            self.statuses.invalidate(id);
+    pub async fn forget_statuses(&self, ids: &[Id]) {
+        self.forget(Invalidation::Statuses(ids.to_vec())).await;
+    }
+
+    /// Drops the copies here, then tells the other processes. A failure to
+    /// tell them is logged and counted: their copies expire soon anyway.
+    async fn forget(&self, what: Invalidation) {
+        self.apply(&what);
+        if let Err(e) = self.others.publish(&what).await {
+            metrics::counter!("starling_invalidations_lost_total").increment(1);
+            tracing::warn!(error = %e, "could not tell other processes about a change; their cached copies expire on their own");
         }
+    }
+
+    /// Drops what an invalidation names (from this process or another).
+    pub fn apply(&self, what: &Invalidation) {
+        match what {
+            Invalidation::Accounts(ids) => {
+                for id in ids {
+                    self.account_epochs.bump(*id);
+                    self.accounts.invalidate(id);
+                }
+            }
+            Invalidation::Statuses(ids) => {
+                for id in ids {
+                    self.status_epochs.bump(*id);
+                    self.statuses.invalidate(id);
+                }
+            }
+            Invalidation::Everything => {
+                self.account_epochs.bump_all();
+                self.status_epochs.bump_all();
+                self.accounts.invalidate_all();
+                self.statuses.invalidate_all();
+            }
+        }
+    }
+
+    /// Starts applying what other processes publish.
+    pub async fn listen(&self) -> starling_cache::CacheResult<()> {
+        let me = self.clone();
+        self.others
+            .subscribe(Arc::new(move |what| me.apply(&what)))
+            .await
     }
 }
 

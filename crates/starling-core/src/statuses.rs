@@ -164,8 +164,8 @@ impl Core {
         {
             Created::New(s) => {
                 self.outbox_written();
-                self.objects.forget_accounts(&[author_id]);
-                self.objects.forget_statuses(touched_statuses);
+                self.objects.forget_accounts(&[author_id]).await;
+                self.objects.forget_statuses(touched_statuses).await;
                 metrics::counter!("starling_statuses_created_total").increment(1);
                 s.id
             }
@@ -229,8 +229,8 @@ impl Core {
         let mut touched = vec![id];
         touched.extend(deleted.in_reply_to_id);
         touched.extend(deleted.reblog_of_id);
-        self.objects.forget_statuses(&touched);
-        self.objects.forget_accounts(&[me]);
+        self.objects.forget_statuses(&touched).await;
+        self.objects.forget_accounts(&[me]).await;
         Ok(view)
     }
 
@@ -310,8 +310,9 @@ impl Core {
                 self.outbox_written();
             }
             self.objects
-                .forget_statuses(&[original.status.id, boost.id]);
-            self.objects.forget_accounts(&[me]);
+                .forget_statuses(&[original.status.id, boost.id])
+                .await;
+            self.objects.forget_accounts(&[me]).await;
         }
         self.status_view(Some(me), original.status.id).await
     }
@@ -322,7 +323,7 @@ impl Core {
         let stamp = self.stamp(me.shard());
         if self.store.favourite(me, target.status.id, stamp).await? {
             self.outbox_written();
-            self.objects.forget_statuses(&[target.status.id]);
+            self.objects.forget_statuses(&[target.status.id]).await;
         }
         self.status_view(Some(me), target.status.id).await
     }
@@ -331,7 +332,7 @@ impl Core {
         let me = caller.user()?;
         let target = self.target(me, id).await?;
         if self.store.unfavourite(me, target.status.id).await? {
-            self.objects.forget_statuses(&[target.status.id]);
+            self.objects.forget_statuses(&[target.status.id]).await;
         }
         self.status_view(Some(me), target.status.id).await
     }

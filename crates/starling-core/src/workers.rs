@@ -49,11 +49,47 @@ impl From<CoreError> for ConsumerError {
 }
 
 /// Subscribes Starling's consumer groups to `bus`.
-pub async fn subscribe_consumers(core: &Core, bus: &dyn EventBus) -> Result<(), BusError> {
-    bus.subscribe(Arc::new(FanOut { core: core.clone() }))
-        .await?;
-    bus.subscribe(Arc::new(Notifier { core: core.clone() }))
-        .await?;
+/// The consumer groups a worker can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerKind {
+    /// Home-timeline fan-out.
+    Fanout,
+    /// Notifications.
+    Notifier,
+}
+
+impl ConsumerKind {
+    pub const ALL: [Self; 2] = [Self::Fanout, Self::Notifier];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fanout => "fanout",
+            Self::Notifier => "notifier",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// Subscribes Starling's consumer groups to `bus`: those in `kinds`, or all
+/// of them when `kinds` is empty.
+pub async fn subscribe_consumers(
+    core: &Core,
+    bus: &dyn EventBus,
+    kinds: &[ConsumerKind],
+) -> Result<(), BusError> {
+    for kind in ConsumerKind::ALL {
+        if !kinds.is_empty() && !kinds.contains(&kind) {
+            continue;
+        }
+        let consumer: Arc<dyn Consumer> = match kind {
+            ConsumerKind::Fanout => Arc::new(FanOut { core: core.clone() }),
+            ConsumerKind::Notifier => Arc::new(Notifier { core: core.clone() }),
+        };
+        bus.subscribe(consumer).await?;
+    }
     Ok(())
 }
 

@@ -174,6 +174,7 @@ async fn world(large_account_threshold: i64) -> World {
         Seams {
             store: store.clone(),
             timelines,
+            invalidations: Arc::new(starling_cache::LocalInvalidations),
         },
         ids,
         clock.clone(),
@@ -188,7 +189,7 @@ async fn world(large_account_threshold: i64) -> World {
         RetryPolicy::default(),
         Arc::new(StoreDeadLetters(store.clone())),
     ));
-    subscribe_consumers(&core, &*bus).await.unwrap();
+    subscribe_consumers(&core, &*bus, &[]).await.unwrap();
     let bus: Arc<dyn EventBus> = bus;
     let relay = Relay::new(&core, bus);
     World {

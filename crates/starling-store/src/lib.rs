@@ -16,13 +16,20 @@ use starling_domain::account::ProfileUpdate;
 use starling_domain::oauth::{AccessToken, App, AuthCode};
 use starling_domain::{Account, Id, SecretHash, ShardId};
 
+pub mod bulk;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod shard_map;
 pub mod social;
 pub mod sqlite;
+mod sqlite_bulk;
 mod sqlite_social;
 
+pub use bulk::{BulkFollow, BulkLoad, BulkOptions, FinishOptions, FinishReport};
+#[cfg(feature = "postgres")]
+pub use postgres::{CrashPoint, PgClusterConfig, PgStore, PgStoreConfig};
 pub use shard_map::ShardMap;
 pub use social::{
     AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, IdempotencyKey, Marker,
@@ -79,6 +86,15 @@ impl std::fmt::Debug for Login {
 pub trait Store: StatusStore + GraphStore + NotificationStore + OutboxStore {
     /// Cheap round trip to every physical database (readiness).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Finishes the cross-shard writes that a crash left half done and that
+    /// are older than `older_than` (an adapter that writes both sides in one
+    /// transaction has none); how many it finished. Safe to run at any time,
+    /// in several processes at once.
+    async fn repair(&self, older_than: std::time::Duration) -> StoreResult<usize> {
+        let _ = older_than;
+        Ok(0)
+    }
 
     /// Applies pending schema migrations to every physical database.
     async fn migrate(&self) -> StoreResult<()>;

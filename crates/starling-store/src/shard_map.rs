@@ -38,8 +38,23 @@ impl<P> ShardMap<P> {
         Self { physical, slot }
     }
 
+    /// Logical shards assigned explicitly: `slot[logical]` is the index in
+    /// `physical` of the database holding that shard. `None` unless `slot`
+    /// has an entry for each of the 1024 shards and each names a database in
+    /// `physical`.
+    pub fn from_slots(physical: Vec<P>, slot: Vec<u16>) -> Option<Self> {
+        let valid = slot.len() == usize::from(SHARD_COUNT)
+            && slot.iter().all(|s| usize::from(*s) < physical.len());
+        valid.then_some(Self { physical, slot })
+    }
+
     pub fn get(&self, shard: ShardId) -> &P {
-        &self.physical[usize::from(self.slot[usize::from(shard.get())])]
+        &self.physical[self.index(shard)]
+    }
+
+    /// The index in [`ShardMap::physical`] of the database holding `shard`.
+    pub fn index(&self, shard: ShardId) -> usize {
+        usize::from(self.slot[usize::from(shard.get())])
     }
 
     pub fn physical(&self) -> &[P] {
@@ -55,6 +70,26 @@ mod tests {
     fn single_maps_everything_to_one() {
         let map = ShardMap::single("db");
         assert!(ShardId::all().all(|s| *map.get(s) == "db"));
+    }
+
+    #[test]
+    fn explicit_slots_are_checked() {
+        let half = |s: u16| u16::from(s >= 512);
+        let map = ShardMap::from_slots(
+            vec!["a", "b"],
+            ShardId::all().map(|s| half(s.get())).collect(),
+        )
+        .expect("valid");
+        assert_eq!(*map.get(ShardId::new(511).expect("shard")), "a");
+        assert_eq!(map.index(ShardId::new(512).expect("shard")), 1);
+        assert!(
+            ShardMap::from_slots(vec!["a"], vec![0; 10]).is_none(),
+            "too few slots"
+        );
+        assert!(
+            ShardMap::from_slots(vec!["a"], vec![1; 1024]).is_none(),
+            "no such database"
+        );
     }
 
     #[test]

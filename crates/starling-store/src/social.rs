@@ -11,9 +11,11 @@
 //!
 //! The SQLite adapter holds every shard in one file, so a cross-shard write
 //! (follow, favourite, reply) is one transaction there. The PostgreSQL
-//! adapter writes its own side and the event, and an outbox consumer writes
-//! the mirror; the conformance suite states the contract either way: once
-//! the bus has drained, both sides agree.
+//! adapter writes its own side, the event and a mirror log entry in one
+//! transaction, then applies the other side before returning (and
+//! [`crate::Store::repair`] finishes it after a crash). Either way, the
+//! contract the conformance suite checks holds when a call returns: both
+//! sides agree.
 
 use async_trait::async_trait;
 use starling_domain::{

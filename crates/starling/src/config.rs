@@ -84,6 +84,113 @@ pub struct Config {
     /// write; their posts are merged into home timelines at read time.
     pub large_account_threshold: i64,
     pub timelines: TimelineConfig,
+    /// Serve the benchmark ceiling probe (`GET /api/v1/_bench/ceiling`).
+    pub bench_probe: bool,
+    /// This process's id generator slot (`0..id_slots`): processes that run
+    /// at the same time against one store must each have their own.
+    pub id_slot: u32,
+    /// How many generator slots the id space is split into (a power of two
+    /// up to 64; 1 for the embedded shape).
+    pub id_slots: u32,
+    pub store: StoreConfig,
+    pub cache: CacheConfig,
+    pub bus: BusConfig,
+}
+
+/// Which store, and how to reach it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file in `data_dir` (the embedded shape).
+    Sqlite,
+    /// Sharded PostgreSQL (the distributed shape).
+    Postgres,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// PostgreSQL: a single cluster's primary URL (shorthand for one
+    /// `clusters` entry holding every shard).
+    pub url: Option<String>,
+    /// PostgreSQL: the physical clusters and the logical shards each holds.
+    pub clusters: Vec<ClusterConfig>,
+    /// PostgreSQL: connections per pool (one pool per primary and replica).
+    pub max_connections: u32,
+    /// PostgreSQL: longest wait for a connection, and longest statement.
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Sqlite,
+            url: None,
+            clusters: Vec::new(),
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// One physical PostgreSQL cluster.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ClusterConfig {
+    pub primary: String,
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// Inclusive range of logical shards, e.g. `[0, 511]`; omitted on every
+    /// cluster, the shards are split evenly in order.
+    #[serde(default)]
+    pub shards: Option<(u16, u16)>,
+}
+
+/// Where the timeline cache and rate-limit buckets live.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Redis (the distributed shape); in process memory when unset.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share a Redis.
+    pub key_prefix: String,
+    /// Longest wait for Redis before a call falls back to the store.
+    pub timeout_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: "starling".into(),
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Where events go from the outbox.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BusConfig {
+    /// NATS with JetStream (the distributed shape); in process when unset.
+    pub nats_url: Option<String>,
+    pub stream: String,
+    pub subject_prefix: String,
+    /// How long before the events of a worker that died go to another.
+    pub ack_wait_secs: u64,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: None,
+            stream: "STARLING_EVENTS".into(),
+            subject_prefix: "starling.events".into(),
+            ack_wait_secs: 30,
+        }
+    }
 }
 
 /// The home-timeline cache.
@@ -128,6 +235,12 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             large_account_threshold: 10_000,
             timelines: TimelineConfig::default(),
+            bench_probe: false,
+            id_slot: 0,
+            id_slots: 1,
+            store: StoreConfig::default(),
+            cache: CacheConfig::default(),
+            bus: BusConfig::default(),
         }
     }
 }
@@ -168,6 +281,19 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("invalid configuration: max_body_bytes must be at least 1024");
+        }
+        if starling_domain::IdGenerator::with_slot(self.id_slot, self.id_slots).is_err() {
+            bail!(
+                "invalid configuration: id_slots must be a power of two from 1 to 64 and id_slot below it (got id_slot {} of {})",
+                self.id_slot,
+                self.id_slots
+            );
+        }
+        if self.store.kind == StoreKind::Postgres
+            && self.store.url.is_none()
+            && self.store.clusters.is_empty()
+        {
+            bail!("invalid configuration: store.kind = \"postgres\" needs store.url or store.clusters");
         }
         if self.large_account_threshold < 1 {
             bail!("invalid configuration: large_account_threshold must be at least 1");
@@ -232,6 +358,7 @@ impl Config {
                 sign_in: rule(r.sign_in_limit, r.sign_in_period_secs),
                 trust_forwarded_for: r.trust_forwarded_for,
             },
+            bench_probe: self.bench_probe,
         }
     }
 

@@ -13,33 +13,71 @@ use std::time::Duration;
 
 use anyhow::Context;
 use starling_api::AppState;
-use starling_bus::{EventBus, InProcessBus, RetryPolicy};
-use starling_cache::{MemoryRateLimiter, MemoryTimelineCache};
-use starling_core::workers::{subscribe_consumers, Relay, StoreDeadLetters};
+use starling_bus::{EventBus, InProcessBus, NatsBus, NatsBusConfig, RetryPolicy};
+use starling_cache::{
+    Invalidations, LocalInvalidations, MemoryRateLimiter, MemoryTimelineCache, RateLimiter,
+    RedisInvalidations, RedisRateLimiter, RedisTimelineCache, TimelineCache,
+};
+use starling_core::workers::{subscribe_consumers, ConsumerKind, Relay, StoreDeadLetters};
 use starling_core::{Core, CoreSettings, Passwords, Seams};
 use starling_domain::{Clock, IdGenerator};
+use starling_store::postgres::{PgClusterConfig, PgStore, PgStoreConfig};
 use starling_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, FlagOverrides, LogFormat, TimelineConfig};
+pub use config::{Config, FlagOverrides, LogFormat, StoreKind, TimelineConfig};
 
-/// How long shutdown waits for the relay to finish the batch in hand.
+/// How long shutdown waits for the workers to finish the batch in hand.
 const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often a worker applies the other side of cross-shard writes that a
+/// crash left half done, and how old such a leftover must be.
+const REPAIR_EVERY: Duration = Duration::from_secs(10);
+const REPAIR_OLDER_THAN: Duration = Duration::from_secs(30);
 
-/// Opens the embedded store in the data directory (created if missing).
+/// Opens the configured store: the SQLite file in the data directory
+/// (created if missing), or the PostgreSQL shards.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "invalid configuration: data_dir {} cannot be created",
-            config.data_dir.display()
-        )
-    })?;
-    let path = config.data_dir.join("starling.db");
-    let store = SqliteStore::open(&path, config.sqlite_readers)
-        .await
-        .with_context(|| format!("opening the database {}", path.display()))?;
-    Ok(Arc::new(store))
+    match config.store.kind {
+        StoreKind::Sqlite => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!(
+                    "invalid configuration: data_dir {} cannot be created",
+                    config.data_dir.display()
+                )
+            })?;
+            let path = config.data_dir.join("starling.db");
+            let store = SqliteStore::open(&path, config.sqlite_readers)
+                .await
+                .with_context(|| format!("opening the database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Postgres => {
+            let s = &config.store;
+            let mut clusters: Vec<PgClusterConfig> = s
+                .clusters
+                .iter()
+                .map(|c| PgClusterConfig {
+                    primary: c.primary.clone(),
+                    replicas: c.replicas.clone(),
+                    shards: c.shards,
+                })
+                .collect();
+            if let Some(url) = &s.url {
+                clusters.push(PgClusterConfig::new(url.clone()));
+            }
+            let pg = PgStoreConfig {
+                clusters,
+                max_connections_per_pool: s.max_connections,
+                acquire_timeout: Duration::from_millis(s.acquire_timeout_ms),
+                statement_timeout: Duration::from_millis(s.statement_timeout_ms),
+            };
+            let store = PgStore::connect(pg)
+                .await
+                .map_err(|e| anyhow::anyhow!("invalid configuration: store: {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Applies schema migrations to every physical database.
@@ -49,28 +87,97 @@ pub async fn migrate(store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The use cases over a store, with the embedded shape's caches.
+/// The home-timeline cache: Redis when configured, else process memory.
+async fn open_timelines(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn TimelineCache>> {
+    let t = &config.timelines;
+    let idle = Duration::from_secs(t.idle_secs);
+    Ok(match &config.cache.redis_url {
+        Some(url) => Arc::new(
+            RedisTimelineCache::connect(
+                url,
+                &config.cache.key_prefix,
+                t.cap,
+                idle,
+                Duration::from_millis(config.cache.timeout_ms),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("invalid configuration: cache.redis_url: {e}"))?,
+        ),
+        None => Arc::new(MemoryTimelineCache::new(
+            t.cap,
+            idle,
+            t.max_timelines,
+            clock,
+        )),
+    })
+}
+
+/// Rate-limit buckets: Redis when configured (shared by every process),
+/// else process memory.
+async fn open_rate_limiter(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    Ok(match &config.cache.redis_url {
+        Some(url) => Arc::new(
+            RedisRateLimiter::connect(
+                url,
+                &config.cache.key_prefix,
+                clock,
+                Duration::from_millis(config.cache.timeout_ms),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("invalid configuration: cache.redis_url: {e}"))?,
+        ),
+        None => Arc::new(MemoryRateLimiter::new(
+            clock,
+            config.longest_rate_period(),
+            1_000_000,
+        )),
+    })
+}
+
+/// The use cases over a store, with the configured caches.
 pub async fn build_core(
     config: &Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     base_url: &str,
 ) -> anyhow::Result<Core> {
-    let ids = IdGenerator::new();
+    let ids = IdGenerator::with_slot(config.id_slot, config.id_slots)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     for id in store.max_ids().await.context("reading the highest ids")? {
         ids.observe(id);
     }
     let passwords = Passwords::new(config.password_hash_concurrency)
         .map_err(|e| anyhow::anyhow!("initialising password hashing: {e}"))?;
-    let t = &config.timelines;
-    let timelines = Arc::new(MemoryTimelineCache::new(
-        t.cap,
-        Duration::from_secs(t.idle_secs),
-        t.max_timelines,
-        clock.clone(),
-    ));
-    Ok(Core::new(
-        Seams { store, timelines },
+    let timelines = open_timelines(config, clock.clone()).await?;
+    // Alone, this process's object cache sees every write; with others
+    // (Redis configured), they tell each other, and copies live shorter.
+    let (invalidations, object_cache_ttl): (Arc<dyn Invalidations>, _) =
+        match &config.cache.redis_url {
+            Some(url) => (
+                Arc::new(
+                    RedisInvalidations::connect(
+                        url,
+                        &config.cache.key_prefix,
+                        Duration::from_millis(config.cache.timeout_ms),
+                    )
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: cache.redis_url: {e}"))?,
+                ),
+                Duration::from_secs(5),
+            ),
+            None => (Arc::new(LocalInvalidations), Duration::from_secs(30)),
+        };
+    let core = Core::new(
+        Seams {
+            store,
+            timelines,
+            invalidations,
+        },
         Arc::new(ids),
         clock,
         passwords,
@@ -78,46 +185,105 @@ pub async fn build_core(
             registrations_open: config.registrations_open,
             base_url: base_url.trim_end_matches('/').to_owned(),
             large_account_threshold: config.large_account_threshold,
+            object_cache_ttl,
             ..CoreSettings::default()
         },
-    ))
+    );
+    core.listen_for_invalidations()
+        .await
+        .map_err(|e| anyhow::anyhow!("listening for cache invalidations: {e}"))?;
+    Ok(core)
 }
 
-/// The background role: the outbox relay and the event consumers (home
-/// fan-out, notifications) it delivers to through the event bus.
+/// The background role: the outbox relay, the event consumers (home
+/// fan-out, notifications) it delivers to through the event bus, and the
+/// repair of cross-shard writes a crash left half done.
 pub struct Workers {
     relay: Relay,
+    store: Arc<dyn Store>,
+    /// Kept to stop its consumer tasks gracefully (NATS only).
+    nats: Option<Arc<NatsBus>>,
 }
 
 impl Workers {
-    /// Subscribes the consumers to an in-process bus fed by `core`'s store.
-    pub async fn start(core: &Core) -> anyhow::Result<Self> {
-        let bus = Arc::new(InProcessBus::new(
-            RetryPolicy::default(),
-            Arc::new(StoreDeadLetters(core.store().clone())),
-        ));
-        subscribe_consumers(core, &*bus)
+    /// Subscribes the chosen consumers (all of them when `kinds` is empty)
+    /// to the configured bus: NATS JetStream, or in process.
+    pub async fn start(
+        core: &Core,
+        config: &Config,
+        kinds: &[ConsumerKind],
+    ) -> anyhow::Result<Self> {
+        let dead_letters = Arc::new(StoreDeadLetters(core.store().clone()));
+        let (bus, nats): (Arc<dyn EventBus>, _) = match &config.bus.nats_url {
+            Some(url) => {
+                let b = &config.bus;
+                let nats_config = NatsBusConfig {
+                    stream: b.stream.clone(),
+                    subject_prefix: b.subject_prefix.clone(),
+                    ack_wait: Duration::from_secs(b.ack_wait_secs.max(1)),
+                    ..NatsBusConfig::new(url.clone())
+                };
+                let bus = Arc::new(
+                    NatsBus::connect(nats_config, dead_letters)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("connecting to NATS (bus.nats_url): {e}"))?,
+                );
+                (bus.clone(), Some(bus))
+            }
+            None => (
+                Arc::new(InProcessBus::new(RetryPolicy::default(), dead_letters)),
+                None,
+            ),
+        };
+        subscribe_consumers(core, &*bus, kinds)
             .await
             .context("subscribing the event consumers")?;
-        let bus: Arc<dyn EventBus> = bus;
         Ok(Self {
             relay: Relay::new(core, bus),
+            store: core.store().clone(),
+            nats,
         })
     }
 
     /// Relays and delivers events until `shutdown` resolves; the batch in
     /// hand is finished first (for at most [`WORKER_SHUTDOWN_GRACE`]; an
-    /// unfinished batch stays in the outbox and is delivered after restart).
+    /// unfinished batch stays in the outbox, or with the broker, and is
+    /// delivered again).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (stop, stopped) = watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(wait_true(stopped)));
+        let relay = tokio::spawn(self.relay.run(wait_true(stopped.clone())));
+        let repair = tokio::spawn(repair_loop(self.store, wait_true(stopped)));
         shutdown.await;
         let _ = stop.send(true);
-        if tokio::time::timeout(WORKER_SHUTDOWN_GRACE, relay)
+        let finished = async {
+            let _ = relay.await;
+            let _ = repair.await;
+            if let Some(nats) = &self.nats {
+                nats.shutdown(WORKER_SHUTDOWN_GRACE).await;
+            }
+        };
+        if tokio::time::timeout(WORKER_SHUTDOWN_GRACE, finished)
             .await
             .is_err()
         {
-            tracing::warn!("the relay did not stop in time; its batch will be redelivered");
+            tracing::warn!("the workers did not stop in time; their batch will be redelivered");
+        }
+    }
+}
+
+/// Finishes, every [`REPAIR_EVERY`], the cross-shard writes a crash left
+/// half done (a no-op for a store that writes both sides at once).
+async fn repair_loop(store: Arc<dyn Store>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        match store.repair(REPAIR_OLDER_THAN).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(repaired = n, "finished cross-shard writes left half done"),
+            Err(e) => tracing::warn!(error = %e, "repairing cross-shard writes failed; retrying"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(REPAIR_EVERY) => {}
         }
     }
 }
@@ -172,14 +338,10 @@ impl App {
         let public_url = config.public_url_for(bound)?;
         let core = build_core(config, store.clone(), clock.clone(), public_url.as_str()).await?;
         let workers = match role {
-            Role::Serve => Some(Workers::start(&core).await?),
+            Role::Serve => Some(Workers::start(&core, config, &[]).await?),
             Role::Api => None,
         };
-        let limiter = Arc::new(MemoryRateLimiter::new(
-            clock,
-            config.longest_rate_period(),
-            1_000_000,
-        ));
+        let limiter = open_rate_limiter(config, clock).await?;
         // Install the metrics recorder before the first request.
         starling_api::telemetry::prometheus();
         let state = AppState::new(core, limiter, config.api_settings(public_url));

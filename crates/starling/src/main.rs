@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use starling::{App, Config, FlagOverrides, LogFormat, Role};
 use starling_core::accounts::Registration;
+use starling_core::workers::ConsumerKind;
 use starling_domain::SystemClock;
 use tracing_subscriber::EnvFilter;
 
@@ -43,8 +44,13 @@ enum Command {
     Serve,
     /// Serve HTTP only (the distributed shape's stateless API role).
     Api,
-    /// Run background consumers only.
-    Worker,
+    /// Run the outbox relay and the event consumers only.
+    Worker {
+        /// Consumer groups to run (comma-separated: fanout, notifier);
+        /// all of them when omitted.
+        #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+        consumers: Vec<String>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Operator tasks.
@@ -117,12 +123,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = App::build(&config, clock, Role::Api).await?;
             app.run(starling::shutdown_signal()).await
         }
-        Command::Worker => {
+        Command::Worker { consumers } => {
+            let kinds = consumers
+                .iter()
+                .map(|c| {
+                    ConsumerKind::parse(c.trim()).ok_or_else(|| {
+                        anyhow::anyhow!("unknown consumer {c:?} (known: fanout, notifier)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let store = starling::open_store(&config).await?;
             store.ping().await?;
             let base = config.public_url_for(config.listen)?;
             let core = starling::build_core(&config, store, clock, base.as_str()).await?;
-            let workers = starling::Workers::start(&core).await?;
+            let workers = starling::Workers::start(&core, &config, &kinds).await?;
             tracing::info!(
                 "worker started: relaying the outbox to the fan-out and notification consumers"
             );

@@ -6,6 +6,7 @@ pub mod health;
 pub mod instance;
 pub mod notifications;
 pub mod oauth;
+pub mod probe;
 pub mod search;
 pub mod startup;
 pub mod statuses;
@@ -126,6 +127,7 @@ pub fn all() -> Router<AppState> {
         )
         // Search.
         .route("/api/v2/search", get(search::v2))
+        .route("/api/v1/_bench/ceiling", get(probe::ceiling))
         // Web-client start-up.
         .route("/api/v1/preferences", get(startup::preferences))
         .route("/api/v1/push/subscription", get(startup::push_subscription))

@@ -1054,6 +1054,65 @@ pub async fn blocks_sever_follows_and_requests_both_ways(store: &dyn Store) {
     );
 }
 
+pub async fn blocks_can_be_renewed_after_unblock(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let bob = user(store, &ids, "bob").await.id;
+    assert!(store
+        .block(alice, bob, stamp(&ids, alice.shard()))
+        .await
+        .expect("block"));
+    assert!(store.unblock(alice, bob).await.expect("unblock"));
+    follow(store, &ids, bob, alice, PLAIN, false).await;
+    assert!(
+        relationship(store, bob, alice).await.following,
+        "a follow made after an unblock stands"
+    );
+    take_events(store).await;
+
+    let again = stamp(&ids, alice.shard());
+    assert!(
+        store.block(alice, bob, again).await.expect("block"),
+        "blocking again after an unblock is a new block"
+    );
+    assert_eq!(
+        take_kinds(store).await,
+        vec![EventKind::Blocked {
+            account_id: alice,
+            target_id: bob,
+        }]
+    );
+    assert_eq!(
+        relationship(store, alice, bob).await,
+        Relationship {
+            blocking: true,
+            ..Relationship::none(bob)
+        },
+        "the renewed block severs the newer follow"
+    );
+    assert_eq!(
+        relationship(store, bob, alice).await,
+        Relationship {
+            blocked_by: true,
+            ..Relationship::none(alice)
+        }
+    );
+    assert_eq!(counts(store, alice).await, (0, 0));
+    assert_eq!(counts(store, bob).await, (0, 0));
+    assert_eq!(
+        store.blocks(alice, &Page::first(10)).await.expect("blocks"),
+        vec![(again.id, bob)],
+        "only the renewed block is listed, with its own id"
+    );
+    assert_eq!(
+        store.hidden_among(bob, &[alice]).await.expect("hidden"),
+        Hidden {
+            blocked: vec![alice],
+            ..Hidden::default()
+        }
+    );
+}
+
 pub async fn mutes_hide_with_or_without_notifications(store: &dyn Store) {
     let ids = IdGenerator::new();
     let alice = user(store, &ids, "alice").await.id;

@@ -1,0 +1,107 @@
+//! The invalidation seam: telling every process that cached objects changed.
+//!
+//! Each process keeps recently read accounts and statuses in memory (the
+//! object cache in `starling-core`). A write invalidates its own process's
+//! copies at once; the other processes learn of it through this seam. In the
+//! embedded shape there are no other processes ([`LocalInvalidations`]); in
+//! the distributed one, Redis pub/sub carries the message
+//! (`RedisInvalidations`).
+//!
+//! Delivery is best effort, like the pub/sub under it: a process that was
+//! cut off from Redis may miss messages, so subscribers are also told when
+//! their subscription (re)starts ([`Invalidation::Everything`]) and must drop
+//! everything then; and cached entries expire after a short time anyway.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use starling_domain::Id;
+
+use crate::timeline::CacheResult;
+
+/// What changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    Accounts(Vec<Id>),
+    Statuses(Vec<Id>),
+    /// Messages may have been missed: drop every cached object.
+    Everything,
+}
+
+/// Called with every invalidation published by any process (including,
+/// for adapters that cannot avoid it, this one's own).
+pub type InvalidationHandler = Arc<dyn Fn(Invalidation) + Send + Sync>;
+
+#[async_trait]
+pub trait Invalidations: Send + Sync + 'static {
+    /// Tells the other processes. Returns once the message is handed to the
+    /// transport (for Redis: once Redis has accepted it), so a client that
+    /// sees the write's answer and asks another process is unlikely to find
+    /// a stale copy there.
+    async fn publish(&self, what: &Invalidation) -> CacheResult<()>;
+
+    /// Calls `handler` with what other processes publish, from now on, until
+    /// the process ends.
+    async fn subscribe(&self, handler: InvalidationHandler) -> CacheResult<()>;
+}
+
+/// One process: nobody else to tell.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalInvalidations;
+
+#[async_trait]
+impl Invalidations for LocalInvalidations {
+    async fn publish(&self, _what: &Invalidation) -> CacheResult<()> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, _handler: InvalidationHandler) -> CacheResult<()> {
+        Ok(())
+    }
+}
+
+/// The wire form: `a 1 2 3`, `s 4 5`, or `*`.
+pub fn encode(what: &Invalidation) -> String {
+    let (tag, ids) = match what {
+        Invalidation::Accounts(ids) => ("a", ids),
+        Invalidation::Statuses(ids) => ("s", ids),
+        Invalidation::Everything => return "*".into(),
+    };
+    let mut out = String::from(tag);
+    for id in ids {
+        out.push(' ');
+        out.push_str(&id.to_string());
+    }
+    out
+}
+
+/// Reads [`encode`]'s form; anything unreadable means "drop everything".
+pub fn decode(text: &str) -> Invalidation {
+    let mut parts = text.split_ascii_whitespace();
+    let ids = |parts: std::str::SplitAsciiWhitespace<'_>| -> Option<Vec<Id>> {
+        parts.map(|p| p.parse().ok()).collect()
+    };
+    match parts.next() {
+        Some("a") => ids(parts).map_or(Invalidation::Everything, Invalidation::Accounts),
+        Some("s") => ids(parts).map_or(Invalidation::Everything, Invalidation::Statuses),
+        _ => Invalidation::Everything,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_round_trips() {
+        for what in [
+            Invalidation::Accounts(vec![Id::from_i64(1), Id::from_i64(1 << 62)]),
+            Invalidation::Statuses(vec![Id::from_i64(7)]),
+            Invalidation::Everything,
+        ] {
+            assert_eq!(decode(&encode(&what)), what);
+        }
+        assert_eq!(decode("s x"), Invalidation::Everything);
+        assert_eq!(decode(""), Invalidation::Everything);
+    }
+}
