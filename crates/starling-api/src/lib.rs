@@ -9,13 +9,14 @@
 //! Cross-cutting rules live in [`middleware`] and are applied in
 //! [`router`]: trailing slashes, CORS, request ids, rate limits and their
 //! headers, metrics, body limits, timeouts, panics, and "every response is
-//! JSON".
+//! JSON"; with read replicas, read-your-writes ([`middleware_fresh`]).
 
 pub mod auth;
 pub mod entities;
 pub mod error;
 pub mod html;
 pub mod middleware;
+pub mod middleware_fresh;
 pub mod pagination;
 pub mod params;
 pub mod routes;
@@ -30,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, Method};
 use axum::Router;
 use axum::ServiceExt;
-use starling_cache::RateLimiter;
+use starling_cache::{Freshness, RateLimiter};
 use starling_core::Core;
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -49,6 +50,9 @@ pub struct AppState {
     pub limiter: Arc<dyn RateLimiter>,
     pub settings: Arc<ApiSettings>,
     stats: Arc<routes::instance::StatsCache>,
+    /// Read-your-writes marks, when the store has read replicas
+    /// ([`middleware_fresh`]).
+    fresh: Option<Arc<dyn Freshness>>,
 }
 
 impl AppState {
@@ -58,6 +62,22 @@ impl AppState {
             limiter,
             settings: Arc::new(settings),
             stats: Arc::new(routes::instance::StatsCache::default()),
+            fresh: None,
+        }
+    }
+
+    /// Turns read-your-writes on (for a store with read replicas): writers'
+    /// reads go to the primary for the window `fresh` keeps marks for.
+    pub fn with_read_your_writes(mut self, fresh: Arc<dyn Freshness>) -> Self {
+        self.fresh = Some(fresh);
+        self
+    }
+
+    /// Marks a bearer token as having just written (its next reads go to
+    /// the primary), when read-your-writes is on.
+    pub async fn mark_fresh(&self, token: &str) {
+        if let Some(fresh) = &self.fresh {
+            fresh.wrote(&middleware_fresh::writer_key(token)).await;
         }
     }
 }
@@ -89,7 +109,15 @@ pub fn router(state: AppState) -> Router {
 
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.max_body_bytes;
-    routes::all()
+    let routes = match &state.fresh {
+        // Innermost: after the rate limiter, around the handler alone.
+        Some(fresh) => routes::all().layer(axum::middleware::from_fn_with_state(
+            middleware_fresh::ReadYourWrites(fresh.clone()),
+            middleware_fresh::read_your_writes,
+        )),
+        None => routes::all(),
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit_api,

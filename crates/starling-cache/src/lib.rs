@@ -14,11 +14,14 @@
 //! for the distributed shape, and one conformance suite (in `conformance`,
 //! behind the feature of that name) that every adapter passes.
 
+pub mod freshness;
 pub mod invalidation;
 pub mod memory_timeline;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_conn;
+#[cfg(feature = "redis")]
+pub mod redis_freshness;
 #[cfg(feature = "redis")]
 pub mod redis_invalidation;
 #[cfg(feature = "redis")]
@@ -27,11 +30,14 @@ pub mod redis_rate_limit;
 pub mod redis_timeline;
 pub mod timeline;
 
+pub use freshness::{Freshness, MemoryFreshness, WriterKey};
 pub use invalidation::{Invalidation, InvalidationHandler, Invalidations, LocalInvalidations};
 pub use memory_timeline::MemoryTimelineCache;
 pub use rate_limit::{Decision, MemoryRateLimiter, RateLimiter, Rule};
 #[cfg(feature = "redis")]
 pub use redis_conn::RETRY_AFTER as REDIS_RETRY_AFTER;
+#[cfg(feature = "redis")]
+pub use redis_freshness::RedisFreshness;
 #[cfg(feature = "redis")]
 pub use redis_invalidation::RedisInvalidations;
 #[cfg(feature = "redis")]

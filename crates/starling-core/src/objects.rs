@@ -15,6 +15,12 @@
 //! fixed table, bumped by every invalidation of an id in its slot); a
 //! reader caches a row only if the epoch did not move while it read, and
 //! checks again after caching, so a stale row never outlives the race.
+//!
+//! With read replicas, a miss may be filled from a replica a moment behind
+//! an invalidation already received: such a copy lives until its expiry at
+//! most. Reads pinned to the primary (a writer's own requests, see
+//! `starling_store::with_primary_reads`) therefore skip the cached copies,
+//! read the store, and cache what they read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,7 +29,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use starling_cache::{Invalidation, Invalidations};
 use starling_domain::{Account, Id, Status};
-use starling_store::{Store, StoreResult};
+use starling_store::{primary_reads_forced, Store, StoreResult};
 
 /// Epoch slots per kind of object (ids share slots by hash).
 const EPOCH_SLOTS: usize = 4096;
@@ -89,7 +95,7 @@ impl ObjectCache {
     /// The accounts among `ids` that exist: cached ones from memory, the
     /// rest with one multi-get.
     pub async fn accounts(&self, store: &dyn Store, ids: &[Id]) -> StoreResult<Vec<Arc<Account>>> {
-        let (mut found, missing) = split(&self.accounts, ids);
+        let (mut found, missing) = split(&self.accounts, ids, primary_reads_forced());
         if !missing.is_empty() {
             let before = epochs_of(&self.account_epochs, &missing);
             for a in store.accounts(&missing).await? {
@@ -109,7 +115,7 @@ impl ObjectCache {
 
     /// The statuses among `ids` that exist, as [`ObjectCache::accounts`].
     pub async fn statuses(&self, store: &dyn Store, ids: &[Id]) -> StoreResult<Vec<Arc<Status>>> {
-        let (mut found, missing) = split(&self.statuses, ids);
+        let (mut found, missing) = split(&self.statuses, ids, primary_reads_forced());
         if !missing.is_empty() {
             let before = epochs_of(&self.status_epochs, &missing);
             for s in store.statuses(&missing).await? {
@@ -207,14 +213,17 @@ fn remember<T>(
     }
 }
 
-fn split<T>(cache: &Cache<Id, Arc<T>>, ids: &[Id]) -> (Vec<Arc<T>>, Vec<Id>)
+/// The cached values among `ids`, and the ids to read (all of them when
+/// `bypass`).
+fn split<T>(cache: &Cache<Id, Arc<T>>, ids: &[Id], bypass: bool) -> (Vec<Arc<T>>, Vec<Id>)
 where
     T: Send + Sync + 'static,
 {
     let mut found = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for id in ids {
-        match cache.get(id) {
+        let cached = if bypass { None } else { cache.get(id) };
+        match cached {
             Some(v) => found.push(v),
             None => {
                 if !missing.contains(id) {

@@ -201,13 +201,14 @@ impl Core {
             tracing::warn!(error = %e, "timeline cache failed; reading the store");
             return Ok(None);
         }
-        let entries = self
-            .home_from_store(
-                me,
-                &Page::first(self.timelines.cap()),
-                REBUILD_FOLLOWEES_MAX,
-            )
-            .await?;
+        // From the primary: a post fanned out before `begin_rebuild` must be
+        // in this read, and a read replica may not have it yet.
+        let entries = starling_store::with_primary_reads(self.home_from_store(
+            me,
+            &Page::first(self.timelines.cap()),
+            REBUILD_FOLLOWEES_MAX,
+        ))
+        .await?;
         if let Err(e) = self.timelines.fill(me, &entries).await {
             tracing::warn!(error = %e, "timeline cache failed; reading the store");
             return Ok(None);
@@ -275,7 +276,7 @@ impl Core {
         }
         Ok(self
             .store
-            .relationships(me, &targets)
+            .relations(me, &targets)
             .await?
             .into_iter()
             .filter(|r| r.following)
@@ -347,9 +348,9 @@ impl Core {
         let up_to = match viewer {
             Some(v) if v == account => Visibility::Direct,
             Some(v) => {
-                let rel = self.store.relationships(v, &[account]).await?;
+                let rel = self.store.relations(v, &[account]).await?;
                 match rel.first() {
-                    Some(r) if r.blocking || r.blocked_by => return Ok(vec![]),
+                    Some(r) if r.blocked => return Ok(vec![]),
                     Some(r) if r.following => Visibility::Private,
                     _ => Visibility::Unlisted,
                 }

@@ -11,7 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use starling_domain::status::{can_view, Relation};
-use starling_domain::{Account, Id, Relationship, Status};
+use starling_domain::{Account, Id, Status};
+use starling_store::RelationFlags;
 
 use crate::{Core, CoreResult};
 
@@ -88,7 +89,8 @@ impl Core {
             .map(|a| (a.id, a))
             .collect();
 
-        // The viewer's relations to the authors, and flags on the statuses.
+        // The viewer's relations to the authors, and flags on the statuses:
+        // one call each (nothing to ask about their own statuses).
         let (relations, favourited, reblogged) = match viewer {
             None => (HashMap::new(), HashSet::new(), HashSet::new()),
             Some(v) => {
@@ -98,11 +100,11 @@ impl Core {
                     .filter(|a| *a != v)
                     .collect();
                 dedup(&mut authors);
-                let rels: HashMap<Id, Relationship> = if authors.is_empty() {
+                let rels: HashMap<Id, RelationFlags> = if authors.is_empty() {
                     HashMap::new()
                 } else {
                     store
-                        .relationships(v, &authors)
+                        .relations(v, &authors)
                         .await?
                         .into_iter()
                         .map(|r| (r.id, r))
@@ -113,17 +115,16 @@ impl Core {
                     .filter(|s| !s.is_reblog())
                     .map(|s| s.id)
                     .collect();
-                let fav: HashSet<Id> = store
-                    .favourited_among(v, &shown)
-                    .await?
-                    .into_iter()
-                    .collect();
-                let reb: HashSet<Id> = store
-                    .reblogged_among(v, &shown)
-                    .await?
-                    .into_iter()
-                    .collect();
-                (rels, fav, reb)
+                let flags = if shown.is_empty() {
+                    starling_store::Interactions::default()
+                } else {
+                    store.interactions_among(v, &shown).await?
+                };
+                (
+                    rels,
+                    flags.favourited.into_iter().collect::<HashSet<Id>>(),
+                    flags.reblogged.into_iter().collect::<HashSet<Id>>(),
+                )
             }
         };
 
@@ -132,7 +133,7 @@ impl Core {
             let rel = relations.get(&s.account_id);
             let relation = Relation {
                 following: rel.is_some_and(|r| r.following),
-                blocked: rel.is_some_and(|r| r.blocking || r.blocked_by),
+                blocked: rel.is_some_and(|r| r.blocked),
             };
             if !can_view(s, viewer, relation) {
                 return None;

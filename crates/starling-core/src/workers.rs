@@ -16,6 +16,11 @@
 //! Both are idempotent: pushing an entry twice keeps one copy, a
 //! notification is unique per (recipient, kind, event), so a redelivered
 //! batch changes nothing.
+//!
+//! Both read the primary only ([`with_primary_reads`]): an event may be
+//! about a row a read replica does not have yet. They pin their reads in
+//! `handle` itself, since buses run handlers on tasks of their own (which a
+//! task-local set by whoever started the worker does not reach).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +33,7 @@ use starling_domain::status::belongs_in_home;
 use starling_domain::{
     Event, EventKind, FollowOptions, Id, Notification, NotificationType, Status, Visibility,
 };
-use starling_store::Store;
+use starling_store::{with_primary_reads, Store};
 use tokio::sync::Notify;
 
 use crate::timelines::entry_of;
@@ -214,10 +219,13 @@ impl Consumer for FanOut {
     }
 
     async fn handle(&self, events: &[Event]) -> Result<(), ConsumerError> {
-        for event in events {
-            self.core.fan_out(event).await?;
-        }
-        Ok(())
+        with_primary_reads(async {
+            for event in events {
+                hold_while_unavailable("fanout", || self.core.fan_out(event)).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -243,16 +251,76 @@ impl Consumer for Notifier {
     }
 
     async fn handle(&self, events: &[Event]) -> Result<(), ConsumerError> {
-        let mut out = Vec::new();
-        for event in events {
-            self.core.notifications_for(event, &mut out).await?;
+        with_primary_reads(hold_while_unavailable("notifier", || async move {
+            let mut out = Vec::new();
+            for event in events {
+                self.core.notifications_for(event, &mut out).await?;
+            }
+            self.core
+                .store
+                .create_notifications(&out)
+                .await
+                .map_err(CoreError::from)?;
+            Ok(())
+        }))
+        .await
+        .map_err(ConsumerError::from)
+    }
+}
+
+/// How long a consumer keeps retrying an event that failed because
+/// something it needs is unavailable (the timeline cache, a database),
+/// before it hands the failure to the bus.
+const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(60);
+/// Pauses between those retries: from the first, doubling, to the last.
+const UNAVAILABLE_FIRST_PAUSE: Duration = Duration::from_millis(100);
+const UNAVAILABLE_LAST_PAUSE: Duration = Duration::from_secs(2);
+
+/// Runs `attempt` until it succeeds, retrying while it fails with
+/// [`CoreError::Unavailable`] (for at most [`UNAVAILABLE_PATIENCE`]).
+///
+/// The bus retries a failing batch only a few times within a second or two
+/// and then dead-letters it, which is right for an event that cannot be
+/// handled but wrong for one that could be if Redis or a database answered:
+/// a fan-out dead-lettered during a Redis outage leaves the posts missing
+/// from every cached timeline that survived it (a Redis that hung, was
+/// partitioned away or failed over keeps its lists) until they expire. So
+/// the consumer holds the event instead (the bus keeps telling JetStream it
+/// is in progress, and keeps the group's order) and applies it when the
+/// dependency is back: late, but complete. Each bus attempt waits this
+/// long, so an outage of several minutes (the bus's attempts times
+/// [`UNAVAILABLE_PATIENCE`]) is waited out before anything is dead-lettered.
+async fn hold_while_unavailable<F, Fut>(consumer: &'static str, mut attempt: F) -> CoreResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = CoreResult<()>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = UNAVAILABLE_FIRST_PAUSE;
+    let mut held = false;
+    loop {
+        match attempt().await {
+            Err(CoreError::Unavailable(e)) if started.elapsed() < UNAVAILABLE_PATIENCE => {
+                if !held {
+                    tracing::warn!(consumer, error = %e, "a dependency is unavailable; holding the event until it answers");
+                    held = true;
+                }
+                metrics::counter!("starling_consumer_unavailable_retries_total", "consumer" => consumer)
+                    .increment(1);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(UNAVAILABLE_LAST_PAUSE);
+            }
+            result => {
+                if held && result.is_ok() {
+                    tracing::info!(
+                        consumer,
+                        held_ms = started.elapsed().as_millis() as u64,
+                        "dependency available again; the held event is handled"
+                    );
+                }
+                return result;
+            }
         }
-        self.core
-            .store
-            .create_notifications(&out)
-            .await
-            .map_err(CoreError::from)?;
-        Ok(())
     }
 }
 
@@ -470,7 +538,7 @@ impl Core {
                 loop {
                     let batch = self
                         .store
-                        .notified_followers(author, after, FANOUT_BATCH)
+                        .notified_followers_before(author, status.id, after, FANOUT_BATCH)
                         .await?;
                     for f in &batch {
                         add(*f, NotificationType::Status, author, Some(status.id));
@@ -508,5 +576,38 @@ impl Core {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unavailable_dependency_is_waited_out() {
+        let calls = AtomicU32::new(0);
+        let result = hold_while_unavailable("test", || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(CoreError::Unavailable("cache down".into())),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn other_failures_go_back_to_the_bus_at_once() {
+        let calls = AtomicU32::new(0);
+        let result = hold_while_unavailable("test", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(CoreError::Internal("a bug".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(CoreError::Internal(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

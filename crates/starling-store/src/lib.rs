@@ -21,6 +21,7 @@ pub mod bulk;
 pub mod conformance;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod primary_reads;
 pub mod shard_map;
 pub mod social;
 pub mod sqlite;
@@ -29,11 +30,13 @@ mod sqlite_social;
 
 pub use bulk::{BulkFollow, BulkLoad, BulkOptions, FinishOptions, FinishReport};
 #[cfg(feature = "postgres")]
-pub use postgres::{CrashPoint, PgClusterConfig, PgStore, PgStoreConfig};
+pub use postgres::{CrashPoint, PgClusterConfig, PgStore, PgStoreConfig, ReplicaState};
+pub use primary_reads::{primary_reads_forced, with_primary_reads};
 pub use shard_map::ShardMap;
 pub use social::{
-    AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, IdempotencyKey, Marker,
-    NewStatus, NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, Stamp, StatusStore,
+    AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, IdempotencyKey, Interactions,
+    Marker, NewStatus, NotificationFilter, NotificationStore, OutboxEntry, OutboxStore,
+    RelationFlags, Stamp, StatusStore,
 };
 pub use sqlite::SqliteStore;
 

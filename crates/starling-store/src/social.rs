@@ -123,6 +123,50 @@ pub struct Hidden {
     pub muted_notifications: Vec<Id>,
 }
 
+/// What hydration needs of a viewer's relationship to an author: a slice
+/// of [`Relationship`] that an adapter can read in one query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelationFlags {
+    pub id: Id,
+    pub following: bool,
+    /// Following with boosts shown (false when not following).
+    pub showing_reblogs: bool,
+    /// Blocked by the viewer, or blocking the viewer.
+    pub blocked: bool,
+    pub muting: bool,
+}
+
+impl RelationFlags {
+    pub fn none(id: Id) -> Self {
+        Self {
+            id,
+            following: false,
+            showing_reblogs: false,
+            blocked: false,
+            muting: false,
+        }
+    }
+}
+
+impl From<&Relationship> for RelationFlags {
+    fn from(r: &Relationship) -> Self {
+        Self {
+            id: r.id,
+            following: r.following,
+            showing_reblogs: r.following && r.showing_reblogs,
+            blocked: r.blocking || r.blocked_by,
+            muting: r.muting,
+        }
+    }
+}
+
+/// Which of some statuses an account has favourited and boosted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interactions {
+    pub favourited: Vec<Id>,
+    pub reblogged: Vec<Id>,
+}
+
 #[async_trait]
 pub trait StatusStore: Send + Sync + 'static {
     /// Creates a status atomically with everything it implies: its tags, the
@@ -157,6 +201,19 @@ pub trait StatusStore: Send + Sync + 'static {
 
     /// Those of `ids` that `account_id` has boosted.
     async fn reblogged_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Vec<Id>>;
+
+    /// Those of `ids` that `account_id` has favourited, and those it has
+    /// boosted (what `favourited_among` and `reblogged_among` answer, in one
+    /// call: an adapter may read both at once).
+    async fn interactions_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Interactions> {
+        if ids.is_empty() {
+            return Ok(Interactions::default());
+        }
+        Ok(Interactions {
+            favourited: self.favourited_among(account_id, ids).await?,
+            reblogged: self.reblogged_among(account_id, ids).await?,
+        })
+    }
 
     /// All replies below `id`, recursively, at most `limit`, in id order.
     async fn descendants(&self, id: Id, limit: usize) -> StoreResult<Vec<Status>>;
@@ -271,6 +328,21 @@ pub trait GraphStore: Send + Sync + 'static {
     /// an empty relationship).
     async fn relationships(&self, viewer: Id, targets: &[Id]) -> StoreResult<Vec<Relationship>>;
 
+    /// What hydration needs of `relationships` (following, boosts shown,
+    /// blocked either way, muting), one per target in the order given; an
+    /// adapter may read it in one query.
+    async fn relations(&self, viewer: Id, targets: &[Id]) -> StoreResult<Vec<RelationFlags>> {
+        if targets.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(self
+            .relationships(viewer, targets)
+            .await?
+            .iter()
+            .map(RelationFlags::from)
+            .collect())
+    }
+
     /// `(follow id, follower)`, newest first.
     async fn followers(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>>;
 
@@ -295,6 +367,22 @@ pub trait GraphStore: Send + Sync + 'static {
         after: Option<Id>,
         limit: usize,
     ) -> StoreResult<Vec<Id>>;
+
+    /// As [`GraphStore::notified_followers`], leaving out follows made
+    /// after `before` (a status's id: who followed with `notify` when it was
+    /// posted, however late its event is handled). The default cannot tell
+    /// when a follow was made and leaves out nothing; adapters whose follow
+    /// rows carry time-ordered ids override it.
+    async fn notified_followers_before(
+        &self,
+        account: Id,
+        before: Id,
+        after: Option<Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Id>> {
+        let _ = before;
+        self.notified_followers(account, after, limit).await
+    }
 
     /// Those of `candidates` that follow `account`.
     async fn followers_among(&self, account: Id, candidates: &[Id]) -> StoreResult<Vec<Id>>;

@@ -18,14 +18,18 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use starling_domain::{
     Account, Event, EventKind, FollowOptions, Id, Notification, NotificationType, Page,
-    Relationship, Status, Visibility,
+    Relationship, ShardId, Status, Visibility,
 };
 
 use crate::social::{
-    AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, Marker, NewStatus,
-    NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, Stamp, StatusStore,
+    AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, Interactions, Marker,
+    NewStatus, NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, RelationFlags,
+    Stamp, StatusStore,
 };
-use crate::sqlite::{account_from_row, corrupt, map_err, SqliteStore, ACCOUNT_COLUMNS};
+use crate::sqlite::fast;
+use crate::sqlite::{
+    account_from_fast, account_from_row, corrupt, map_err, SqliteStore, ACCOUNT_COLUMNS,
+};
 use crate::{StoreError, StoreResult};
 
 /// Most ids bound into one `IN (...)` list.
@@ -137,16 +141,6 @@ fn newest_first<T>(mut items: Vec<T>, page: &Page) -> Vec<T> {
         items.reverse();
     }
     items
-}
-
-/// Appends `(?, ?, ...)` binding `ids`.
-fn push_ids(qb: &mut QueryBuilder<'_, Sqlite>, ids: &[Id]) {
-    qb.push("(");
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(id.as_i64());
-    }
-    list.push_unseparated(")");
 }
 
 /// Stores `event` in the outbox of the transaction `conn` is in.
@@ -274,86 +268,218 @@ async fn insert_follow(
     emit(conn, stamp.id, stamp.at_ms, kind).await
 }
 
+/// A bound value of the read path.
+type Param = rusqlite::types::Value;
+
+fn int(v: i64) -> Param {
+    Param::Integer(v)
+}
+
+/// Appends `AND col < max AND col > lower ORDER BY col LIMIT ?` for `page`
+/// to `sql` and its values to `params` (the read path's [`push_page`]).
+fn page_sql(sql: &mut String, params: &mut Vec<Param>, col: &str, page: &Page) {
+    if let Some(max) = page.max_id {
+        sql.push_str(&format!(" AND {col} < ?"));
+        params.push(int(max.as_i64()));
+    }
+    if let Some(lower) = page.lower() {
+        sql.push_str(&format!(" AND {col} > ?"));
+        params.push(int(lower.as_i64()));
+    }
+    let order = if page.ascending() { "ASC" } else { "DESC" };
+    sql.push_str(&format!(" ORDER BY {col} {order} LIMIT ?"));
+    params.push(int(page.limit as i64));
+}
+
+/// [`status_from_row`] for the read path's rows.
+fn status_from_fast(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Status>> {
+    let mentions: String = row.get("mentions")?;
+    let Ok(mentions) = mentions
+        .split_ascii_whitespace()
+        .map(|m| m.parse::<i64>().map(Id::from_i64))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return Ok(Err(corrupt("statuses.mentions")));
+    };
+    let tags: String = row.get("tags")?;
+    let Ok(visibility) = visibility_from(row.get("visibility")?) else {
+        return Ok(Err(corrupt("statuses.visibility")));
+    };
+    let opt = |col: &str| -> rusqlite::Result<Option<Id>> {
+        Ok(row.get::<_, Option<i64>>(col)?.map(Id::from_i64))
+    };
+    Ok(Ok(Status {
+        id: Id::from_i64(row.get("id")?),
+        account_id: Id::from_i64(row.get("account_id")?),
+        reblog_of_id: opt("reblog_of_id")?,
+        in_reply_to_id: opt("in_reply_to_id")?,
+        in_reply_to_account_id: opt("in_reply_to_account_id")?,
+        text: row.get("text")?,
+        content: row.get("content")?,
+        spoiler_text: row.get("spoiler_text")?,
+        sensitive: row.get("sensitive")?,
+        visibility,
+        language: row.get("language")?,
+        app_id: opt("app_id")?,
+        mentions,
+        tags: tags.split_ascii_whitespace().map(str::to_owned).collect(),
+        created_at_ms: row.get("created_at")?,
+        replies_count: row.get("replies_count")?,
+        reblogs_count: row.get("reblogs_count")?,
+        favourites_count: row.get("favourites_count")?,
+    }))
+}
+
+fn options_from_fast(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<FollowOptions> {
+    Ok(FollowOptions {
+        reblogs: row.get(first)?,
+        notify: row.get(first + 1)?,
+    })
+}
+
+/// The first column of a row, as an id.
+fn id0(row: &rusqlite::Row<'_>) -> rusqlite::Result<Id> {
+    Ok(Id::from_i64(row.get(0)?))
+}
+
 impl SqliteStore {
-    /// Runs `SELECT <key col>, ... WHERE <fixed> AND <in_col> IN (ids)` in
-    /// chunks and returns every row.
-    async fn rows_in(&self, shard_key: Id, head: &str, ids: &[Id]) -> StoreResult<Vec<SqliteRow>> {
-        let mut out = Vec::new();
-        let mut unique: Vec<Id> = ids.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
-        for chunk in unique.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(head);
-            push_ids(&mut qb, chunk);
-            out.extend(
-                qb.build()
-                    .fetch_all(&self.db(shard_key.shard()).reader)
-                    .await
-                    .map_err(map_err)?,
-            );
-        }
-        Ok(out)
+    /// Runs `sql` with `params` on the read path, mapping each row.
+    fn read<T>(
+        &self,
+        shard: ShardId,
+        sql: &str,
+        params: &[Param],
+        mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.db(shard).fast.with(|c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(map(row)?);
+            }
+            Ok(out)
+        })
     }
 
-    /// The ids in column `col` of the rows selected by `head` + `IN (ids)`.
-    async fn ids_in(
+    /// Runs `head` + `IN (ids)` (`head` binding `fixed` first) in chunks,
+    /// each list padded to a fixed length so its text stays prepared, and
+    /// maps every row. Ids are deduplicated first.
+    fn rows_in<T>(
         &self,
         shard_key: Id,
         head: &str,
-        col: &str,
+        fixed: &[i64],
         ids: &[Id],
-    ) -> StoreResult<Vec<Id>> {
-        if ids.is_empty() {
+        mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        let unique = fast::unique(ids);
+        if unique.is_empty() {
             return Ok(vec![]);
         }
-        let rows = self.rows_in(shard_key, head, ids).await?;
-        Ok(rows.iter().map(|r| id(r, col)).collect())
+        self.db(shard_key.shard()).fast.with(|c| {
+            let mut out = Vec::new();
+            for chunk in unique.chunks(fast::CHUNK) {
+                let (list, len) = fast::in_list(chunk.len());
+                let mut stmt = c.prepare_cached(&format!("{head}{list}"))?;
+                let params = fixed.iter().copied().chain(fast::padded(chunk, len));
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                while let Some(row) = rows.next()? {
+                    out.push(map(row)?);
+                }
+            }
+            Ok(out)
+        })
     }
 
-    /// `(row id, other id)` pairs, paged on the row id.
+    /// Runs `parts` joined by `UNION ALL` over `t`, the ids as a table, with
+    /// `?1` bound to `key`; each part selects `(kind, id, flag, flag)`.
+    /// The ids are deduplicated and chunked, each chunk padded to a fixed
+    /// length so the statement's text repeats.
+    fn facts_among(
+        &self,
+        key: Id,
+        parts: &[&str],
+        ids: &[Id],
+    ) -> StoreResult<Vec<(i64, Id, bool, bool)>> {
+        let unique = fast::unique(ids);
+        if unique.is_empty() {
+            return Ok(vec![]);
+        }
+        self.db(key.shard()).fast.with(|c| {
+            let mut out = Vec::new();
+            for chunk in unique.chunks(fast::CHUNK) {
+                let (_, len) = fast::in_list(chunk.len());
+                let mut sql = String::from("WITH t(id) AS (VALUES ");
+                for i in 0..len {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("(?{})", i + 2));
+                }
+                sql.push_str(") ");
+                sql.push_str(&parts.join(" UNION ALL "));
+                let mut stmt = c.prepare_cached(&sql)?;
+                let params = std::iter::once(key.as_i64()).chain(fast::padded(chunk, len));
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                while let Some(r) = rows.next()? {
+                    out.push((r.get(0)?, Id::from_i64(r.get(1)?), r.get(2)?, r.get(3)?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The ids in the first column of the rows `head` + `IN (ids)` selects,
+    /// `head` having one `?` for `key`.
+    fn ids_in(&self, shard_key: Id, head: &str, key: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
+        self.rows_in(shard_key, head, &[key.as_i64()], ids, id0)
+    }
+
+    /// `(row id, other id)` pairs, paged on the row id: `sql` selects
+    /// `id, other` and ends in a condition with one `?` for `key`.
     async fn pairs(
         &self,
         shard_key: Id,
         sql: &str,
         key: Id,
-        other_col: &str,
         page: &Page,
     ) -> StoreResult<Vec<(Id, Id)>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(sql);
-        qb.push_bind(key.as_i64());
-        push_page(&mut qb, "id", page);
-        let rows = qb
-            .build()
-            .fetch_all(&self.db(shard_key.shard()).reader)
-            .await
-            .map_err(map_err)?;
-        let pairs = rows
-            .iter()
-            .map(|r| (id(r, "id"), id(r, other_col)))
-            .collect();
+        let mut sql = sql.to_owned();
+        let mut params = vec![int(key.as_i64())];
+        page_sql(&mut sql, &mut params, "id", page);
+        let pairs = self.read(shard_key.shard(), &sql, &params, |r| {
+            Ok((Id::from_i64(r.get(0)?), Id::from_i64(r.get(1)?)))
+        })?;
         Ok(newest_first(pairs, page))
     }
 
     /// Statuses selected by `sql` (which ends in a condition, with one `?`
     /// bound to `key`), paged on `s.id`.
-    async fn status_page(
+    fn status_page(
         &self,
         shard_key: Id,
         sql: &str,
         key: Option<Id>,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(sql);
-        if let Some(key) = key {
-            qb.push_bind(key.as_i64());
-        }
-        push_page(&mut qb, "s.id", page);
-        let rows = qb
-            .build()
-            .fetch_all(&self.db(shard_key.shard()).reader)
-            .await
-            .map_err(map_err)?;
-        Ok(newest_first(statuses_from_rows(&rows)?, page))
+        let mut sql = sql.to_owned();
+        let mut params: Vec<Param> = key.map(|k| int(k.as_i64())).into_iter().collect();
+        page_sql(&mut sql, &mut params, "s.id", page);
+        self.statuses_where(shard_key.shard(), &sql, &params, page)
+    }
+
+    /// The statuses `sql` selects, newest first for `page`.
+    fn statuses_where(
+        &self,
+        shard: ShardId,
+        sql: &str,
+        params: &[Param],
+        page: &Page,
+    ) -> StoreResult<Vec<Status>> {
+        let rows = self.read(shard, sql, params, status_from_fast)?;
+        let list = rows.into_iter().collect::<StoreResult<Vec<_>>>()?;
+        Ok(newest_first(list, page))
     }
 }
 
@@ -495,14 +621,9 @@ impl StatusStore for SqliteStore {
     }
 
     async fn status(&self, id: Id) -> StoreResult<Option<Status>> {
-        let row = sqlx::query(&format!(
-            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = ?"
-        ))
-        .bind(id.as_i64())
-        .fetch_optional(&self.db(id.shard()).reader)
-        .await
-        .map_err(map_err)?;
-        row.as_ref().map(status_from_row).transpose()
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = ?");
+        let rows = self.read(id.shard(), &sql, &[int(id.as_i64())], status_from_fast)?;
+        rows.into_iter().next().transpose()
     }
 
     async fn statuses(&self, ids: &[Id]) -> StoreResult<Vec<Status>> {
@@ -510,7 +631,9 @@ impl StatusStore for SqliteStore {
             return Ok(vec![]);
         };
         let head = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id IN ");
-        statuses_from_rows(&self.rows_in(*first, &head, ids).await?)
+        self.rows_in(*first, &head, &[], ids, status_from_fast)?
+            .into_iter()
+            .collect()
     }
 
     async fn delete_status(
@@ -605,11 +728,33 @@ impl StatusStore for SqliteStore {
     }
 
     async fn reblogged_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
-        let head = format!(
-            "SELECT reblog_of_id FROM statuses WHERE account_id = {} AND reblog_of_id IN ",
-            account_id.as_i64()
-        );
-        self.ids_in(account_id, &head, "reblog_of_id", ids).await
+        self.ids_in(
+            account_id,
+            "SELECT reblog_of_id FROM statuses WHERE account_id = ? AND reblog_of_id IN ",
+            account_id,
+            ids,
+        )
+    }
+
+    async fn interactions_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Interactions> {
+        let rows = self.facts_among(
+            account_id,
+            &[
+                "SELECT 0, status_id, 0, 0 FROM favourites WHERE account_id = ?1 AND status_id IN t",
+                "SELECT 1, reblog_of_id, 0, 0 FROM statuses \
+                 WHERE account_id = ?1 AND reblog_of_id IN t",
+            ],
+            ids,
+        )?;
+        let mut out = Interactions::default();
+        for (kind, id, _, _) in rows {
+            if kind == 0 {
+                out.favourited.push(id);
+            } else {
+                out.reblogged.push(id);
+            }
+        }
+        Ok(out)
     }
 
     async fn descendants(&self, id: Id, limit: usize) -> StoreResult<Vec<Status>> {
@@ -637,35 +782,31 @@ impl StatusStore for SqliteStore {
         filter: &AccountStatusFilter,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = "
-        ));
-        qb.push_bind(account_id.as_i64());
-        qb.push(" AND (s.visibility <= ")
-            .push_bind(visibility_code(filter.up_to));
+        let mut sql = format!(
+            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ? \
+             AND (s.visibility <= ?"
+        );
+        let mut params = vec![int(account_id.as_i64()), int(visibility_code(filter.up_to))];
         if let Some(viewer) = filter.mentioning {
             // `mentions` is a space-separated list of ids.
-            qb.push(" OR (' ' || s.mentions || ' ') LIKE ")
-                .push_bind(format!("% {} %", viewer.as_i64()));
+            sql.push_str(" OR (' ' || s.mentions || ' ') LIKE ?");
+            params.push(Param::Text(format!("% {} %", viewer.as_i64())));
         }
-        qb.push(")");
+        sql.push(')');
         if filter.exclude_replies {
-            qb.push(" AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)");
+            sql.push_str(
+                " AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)",
+            );
         }
         if filter.exclude_reblogs {
-            qb.push(" AND s.reblog_of_id IS NULL");
+            sql.push_str(" AND s.reblog_of_id IS NULL");
         }
         if let Some(tag) = &filter.tagged {
-            qb.push(" AND (' ' || s.tags || ' ') LIKE ")
-                .push_bind(format!("% {tag} %"));
+            sql.push_str(" AND (' ' || s.tags || ' ') LIKE ?");
+            params.push(Param::Text(format!("% {tag} %")));
         }
-        push_page(&mut qb, "s.id", page);
-        let rows = qb
-            .build()
-            .fetch_all(&self.db(account_id.shard()).reader)
-            .await
-            .map_err(map_err)?;
-        Ok(newest_first(statuses_from_rows(&rows)?, page))
+        page_sql(&mut sql, &mut params, "s.id", page);
+        self.statuses_where(account_id.shard(), &sql, &params, page)
     }
 
     async fn public_statuses(&self, page: &Page) -> StoreResult<Vec<Status>> {
@@ -678,10 +819,17 @@ impl StatusStore for SqliteStore {
         let mut out = Vec::new();
         // Every physical database holds public statuses; merge their pages.
         for db in self.physical_dbs() {
-            let mut qb = QueryBuilder::<Sqlite>::new(&sql);
-            push_page(&mut qb, "s.id", page);
-            let rows = qb.build().fetch_all(&db.reader).await.map_err(map_err)?;
-            out.extend(statuses_from_rows(&rows)?);
+            let mut sql = sql.clone();
+            let mut params = Vec::new();
+            page_sql(&mut sql, &mut params, "s.id", page);
+            let rows = db.fast.with(|c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(&params), status_from_fast)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
         }
         out.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
         Ok(page.select(out, |s| s.id))
@@ -689,29 +837,24 @@ impl StatusStore for SqliteStore {
 
     async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
         let shard = starling_domain::ShardId::for_key(tag);
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        let mut sql = format!(
             "SELECT {STATUS_COLUMNS} FROM status_tags t JOIN statuses s ON s.id = t.status_id \
-             WHERE t.tag = "
-        ));
-        qb.push_bind(tag);
-        push_page(&mut qb, "t.status_id", page);
-        let rows = qb
-            .build()
-            .fetch_all(&self.db(shard).reader)
-            .await
-            .map_err(map_err)?;
-        Ok(newest_first(statuses_from_rows(&rows)?, page))
+             WHERE t.tag = ?"
+        );
+        let mut params = vec![Param::Text(tag.to_owned())];
+        page_sql(&mut sql, &mut params, "t.status_id", page);
+        self.statuses_where(shard, &sql, &params, page)
     }
 
     async fn statuses_by_authors(&self, authors: &[Id], page: &Page) -> StoreResult<Vec<Status>> {
         // One indexed range read per author, each bounded by the page: the
         // cost follows the number of authors, never their post counts.
-        let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ");
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ?");
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for author in authors {
             if seen.insert(*author) {
-                out.extend(self.status_page(*author, &sql, Some(*author), page).await?);
+                out.extend(self.status_page(*author, &sql, Some(*author), page)?);
             }
         }
         out.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
@@ -823,19 +966,19 @@ impl StatusStore for SqliteStore {
     }
 
     async fn favourited_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
-        let head = format!(
-            "SELECT status_id FROM favourites WHERE account_id = {} AND status_id IN ",
-            account_id.as_i64()
-        );
-        self.ids_in(account_id, &head, "status_id", ids).await
+        self.ids_in(
+            account_id,
+            "SELECT status_id FROM favourites WHERE account_id = ? AND status_id IN ",
+            account_id,
+            ids,
+        )
     }
 
     async fn favourited_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             status_id,
-            "SELECT id, account_id FROM favourites WHERE status_id = ",
+            "SELECT id, account_id FROM favourites WHERE status_id = ?",
             status_id,
-            "account_id",
             page,
         )
         .await
@@ -844,9 +987,8 @@ impl StatusStore for SqliteStore {
     async fn reblogged_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             status_id,
-            "SELECT id, account_id FROM statuses WHERE reblog_of_id = ",
+            "SELECT id, account_id FROM statuses WHERE reblog_of_id = ?",
             status_id,
-            "account_id",
             page,
         )
         .await
@@ -855,9 +997,8 @@ impl StatusStore for SqliteStore {
     async fn favourites(&self, account_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             account_id,
-            "SELECT id, status_id FROM favourites WHERE account_id = ",
+            "SELECT id, status_id FROM favourites WHERE account_id = ?",
             account_id,
-            "status_id",
             page,
         )
         .await
@@ -871,10 +1012,8 @@ impl GraphStore for SqliteStore {
             return Ok(vec![]);
         };
         let head = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ");
-        self.rows_in(*first, &head, ids)
-            .await?
-            .iter()
-            .map(account_from_row)
+        self.rows_in(*first, &head, &[], ids, account_from_fast)?
+            .into_iter()
             .collect()
     }
 
@@ -1129,9 +1268,8 @@ impl GraphStore for SqliteStore {
     async fn follow_requests(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             account,
-            "SELECT id, follower_id FROM follow_requests WHERE followee_id = ",
+            "SELECT id, follower_id FROM follow_requests WHERE followee_id = ?",
             account,
-            "follower_id",
             page,
         )
         .await
@@ -1141,99 +1279,90 @@ impl GraphStore for SqliteStore {
         if targets.is_empty() {
             return Ok(vec![]);
         }
-        let v = viewer.as_i64();
-        let following: HashMap<Id, FollowOptions> = self
-            .rows_in(
-                viewer,
-                &format!(
-                    "SELECT followee_id, reblogs, notify FROM follows \
-                     WHERE follower_id = {v} AND followee_id IN "
-                ),
-                targets,
-            )
-            .await?
-            .iter()
-            .map(|r| (id(r, "followee_id"), options_from_row(r)))
-            .collect();
-        let set = |ids: Vec<Id>| ids.into_iter().collect::<HashSet<Id>>();
-        let followed_by = set(self
-            .ids_in(
-                viewer,
-                &format!(
-                    "SELECT follower_id FROM follows WHERE followee_id = {v} AND follower_id IN "
-                ),
-                "follower_id",
-                targets,
-            )
-            .await?);
-        let blocking = set(self
-            .ids_in(
-                viewer,
-                &format!("SELECT target_id FROM blocks WHERE account_id = {v} AND target_id IN "),
-                "target_id",
-                targets,
-            )
-            .await?);
-        let blocked_by = set(self
-            .ids_in(
-                viewer,
-                &format!("SELECT account_id FROM blocks WHERE target_id = {v} AND account_id IN "),
-                "account_id",
-                targets,
-            )
-            .await?);
-        let muting: HashMap<Id, bool> = self
-            .rows_in(
-                viewer,
-                &format!(
-                    "SELECT target_id, notifications FROM mutes \
-                     WHERE account_id = {v} AND target_id IN "
-                ),
-                targets,
-            )
-            .await?
-            .iter()
-            .map(|r| (id(r, "target_id"), r.get("notifications")))
-            .collect();
-        let requested = set(self
-            .ids_in(
-                viewer,
-                &format!(
-                    "SELECT followee_id FROM follow_requests \
-                     WHERE follower_id = {v} AND followee_id IN "
-                ),
-                "followee_id",
-                targets,
-            )
-            .await?);
-        let requested_by = set(self
-            .ids_in(
-                viewer,
-                &format!(
-                    "SELECT follower_id FROM follow_requests \
-                     WHERE followee_id = {v} AND follower_id IN "
-                ),
-                "follower_id",
-                targets,
-            )
-            .await?);
+        // One statement for the seven facts.
+        let rows = self.facts_among(
+            viewer,
+            &[
+                "SELECT 0, followee_id, reblogs, notify FROM follows \
+                 WHERE follower_id = ?1 AND followee_id IN t",
+                "SELECT 1, follower_id, 0, 0 FROM follows \
+                 WHERE followee_id = ?1 AND follower_id IN t",
+                "SELECT 2, target_id, 0, 0 FROM blocks WHERE account_id = ?1 AND target_id IN t",
+                "SELECT 3, account_id, 0, 0 FROM blocks WHERE target_id = ?1 AND account_id IN t",
+                "SELECT 4, target_id, notifications, 0 FROM mutes \
+                 WHERE account_id = ?1 AND target_id IN t",
+                "SELECT 5, followee_id, 0, 0 FROM follow_requests \
+                 WHERE follower_id = ?1 AND followee_id IN t",
+                "SELECT 6, follower_id, 0, 0 FROM follow_requests \
+                 WHERE followee_id = ?1 AND follower_id IN t",
+            ],
+            targets,
+        )?;
+        let mut by_target: HashMap<Id, Relationship> = HashMap::new();
+        for (kind, t, a, b) in rows {
+            let r = by_target.entry(t).or_insert_with(|| Relationship::none(t));
+            match kind {
+                0 => {
+                    r.following = true;
+                    r.showing_reblogs = a;
+                    r.notifying = b;
+                }
+                1 => r.followed_by = true,
+                2 => r.blocking = true,
+                3 => r.blocked_by = true,
+                4 => {
+                    r.muting = true;
+                    r.muting_notifications = a;
+                }
+                5 => r.requested = true,
+                _ => r.requested_by = true,
+            }
+        }
         Ok(targets
             .iter()
             .map(|t| {
-                let follow = following.get(t);
-                Relationship {
-                    id: *t,
-                    following: follow.is_some(),
-                    showing_reblogs: follow.is_some_and(|o| o.reblogs),
-                    notifying: follow.is_some_and(|o| o.notify),
-                    followed_by: followed_by.contains(t),
-                    blocking: blocking.contains(t),
-                    blocked_by: blocked_by.contains(t),
-                    muting: muting.contains_key(t),
-                    muting_notifications: muting.get(t).copied().unwrap_or(false),
-                    requested: requested.contains(t),
-                    requested_by: requested_by.contains(t),
+                by_target
+                    .get(t)
+                    .cloned()
+                    .unwrap_or_else(|| Relationship::none(*t))
+            })
+            .collect())
+    }
+
+    async fn relations(&self, viewer: Id, targets: &[Id]) -> StoreResult<Vec<RelationFlags>> {
+        if targets.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = self.facts_among(
+            viewer,
+            &[
+                "SELECT 0, followee_id, reblogs, 0 FROM follows \
+                 WHERE follower_id = ?1 AND followee_id IN t",
+                "SELECT 1, target_id, 0, 0 FROM blocks WHERE account_id = ?1 AND target_id IN t",
+                "SELECT 1, account_id, 0, 0 FROM blocks WHERE target_id = ?1 AND account_id IN t",
+                "SELECT 2, target_id, 0, 0 FROM mutes WHERE account_id = ?1 AND target_id IN t",
+            ],
+            targets,
+        )?;
+        let mut by_target: HashMap<Id, RelationFlags> = HashMap::new();
+        for (kind, t, a, _) in rows {
+            let r = by_target.entry(t).or_insert_with(|| RelationFlags::none(t));
+            match kind {
+                0 => {
+                    r.following = true;
+                    r.showing_reblogs = a;
                 }
+                1 => r.blocked = true,
+                _ => r.muting = true,
+            }
+        }
+        Ok(targets
+            .iter()
+            .map(|t| {
+                by_target
+                    .get(t)
+                    .copied()
+                    .unwrap_or_else(|| RelationFlags::none(*t))
             })
             .collect())
     }
@@ -1241,9 +1370,8 @@ impl GraphStore for SqliteStore {
     async fn followers(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             account,
-            "SELECT id, follower_id FROM follows WHERE followee_id = ",
+            "SELECT id, follower_id FROM follows WHERE followee_id = ?",
             account,
-            "follower_id",
             page,
         )
         .await
@@ -1252,9 +1380,8 @@ impl GraphStore for SqliteStore {
     async fn following(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             account,
-            "SELECT id, followee_id FROM follows WHERE follower_id = ",
+            "SELECT id, followee_id FROM follows WHERE follower_id = ?",
             account,
-            "followee_id",
             page,
         )
         .await
@@ -1266,20 +1393,17 @@ impl GraphStore for SqliteStore {
         after: Option<Id>,
         limit: usize,
     ) -> StoreResult<Vec<(Id, FollowOptions)>> {
-        let rows = sqlx::query(
+        self.read(
+            account.shard(),
             "SELECT follower_id, reblogs, notify FROM follows \
              WHERE followee_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
+            &[
+                int(account.as_i64()),
+                int(after.map_or(i64::MIN, Id::as_i64)),
+                int(limit as i64),
+            ],
+            |r| Ok((id0(r)?, options_from_fast(r, 1)?)),
         )
-        .bind(account.as_i64())
-        .bind(after.map_or(i64::MIN, Id::as_i64))
-        .bind(limit as i64)
-        .fetch_all(&self.db(account.shard()).reader)
-        .await
-        .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| (id(r, "follower_id"), options_from_row(r)))
-            .collect())
     }
 
     async fn notified_followers(
@@ -1288,71 +1412,80 @@ impl GraphStore for SqliteStore {
         after: Option<Id>,
         limit: usize,
     ) -> StoreResult<Vec<Id>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
+        self.read(
+            account.shard(),
             "SELECT follower_id FROM follows \
              WHERE followee_id = ? AND notify = 1 AND follower_id > ? \
              ORDER BY follower_id LIMIT ?",
+            &[
+                int(account.as_i64()),
+                int(after.map_or(i64::MIN, Id::as_i64)),
+                int(limit as i64),
+            ],
+            id0,
         )
-        .bind(account.as_i64())
-        .bind(after.map_or(i64::MIN, Id::as_i64))
-        .bind(limit as i64)
-        .fetch_all(&self.db(account.shard()).reader)
-        .await
-        .map_err(map_err)?;
-        Ok(ids.into_iter().map(Id::from_i64).collect())
+    }
+
+    async fn notified_followers_before(
+        &self,
+        account: Id,
+        before: Id,
+        after: Option<Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Id>> {
+        // A follow's id carries the time it was made (the index holds it).
+        self.read(
+            account.shard(),
+            "SELECT follower_id FROM follows \
+             WHERE followee_id = ? AND notify = 1 AND follower_id > ? AND id < ? \
+             ORDER BY follower_id LIMIT ?",
+            &[
+                int(account.as_i64()),
+                int(after.map_or(i64::MIN, Id::as_i64)),
+                int(before.as_i64()),
+                int(limit as i64),
+            ],
+            id0,
+        )
     }
 
     async fn followers_among(&self, account: Id, candidates: &[Id]) -> StoreResult<Vec<Id>> {
         self.ids_in(
             account,
-            &format!(
-                "SELECT follower_id FROM follows WHERE followee_id = {} AND follower_id IN ",
-                account.as_i64()
-            ),
-            "follower_id",
+            "SELECT follower_id FROM follows WHERE followee_id = ? AND follower_id IN ",
+            account,
             candidates,
         )
-        .await
     }
 
     async fn followees(&self, account: Id, limit: usize) -> StoreResult<Vec<(Id, FollowOptions)>> {
-        let rows = sqlx::query(
+        self.read(
+            account.shard(),
             "SELECT followee_id, reblogs, notify FROM follows WHERE follower_id = ? \
              ORDER BY id LIMIT ?",
+            &[int(account.as_i64()), int(limit as i64)],
+            |r| Ok((id0(r)?, options_from_fast(r, 1)?)),
         )
-        .bind(account.as_i64())
-        .bind(limit as i64)
-        .fetch_all(&self.db(account.shard()).reader)
-        .await
-        .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| (id(r, "followee_id"), options_from_row(r)))
-            .collect())
     }
 
     async fn large_followees(&self, account: Id) -> StoreResult<Vec<(Id, FollowOptions)>> {
-        let rows = sqlx::query(
+        self.read(
+            account.shard(),
             "SELECT followee_id, reblogs, notify FROM follows \
              WHERE follower_id = ? AND followee_large = 1",
+            &[int(account.as_i64())],
+            |r| Ok((id0(r)?, options_from_fast(r, 1)?)),
         )
-        .bind(account.as_i64())
-        .fetch_all(&self.db(account.shard()).reader)
-        .await
-        .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| (id(r, "followee_id"), options_from_row(r)))
-            .collect())
     }
 
     async fn is_large(&self, account: Id) -> StoreResult<bool> {
-        let large: Option<bool> = sqlx::query_scalar("SELECT large FROM accounts WHERE id = ?")
-            .bind(account.as_i64())
-            .fetch_optional(&self.db(account.shard()).reader)
-            .await
-            .map_err(map_err)?;
-        Ok(large.unwrap_or(false))
+        let large = self.read(
+            account.shard(),
+            "SELECT large FROM accounts WHERE id = ?",
+            &[int(account.as_i64())],
+            |r| r.get::<_, bool>(0),
+        )?;
+        Ok(large.first().copied().unwrap_or(false))
     }
 
     async fn set_large(&self, account: Id, large: bool) -> StoreResult<bool> {
@@ -1476,9 +1609,8 @@ impl GraphStore for SqliteStore {
     async fn blocks(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             account,
-            "SELECT id, target_id FROM blocks WHERE account_id = ",
+            "SELECT id, target_id FROM blocks WHERE account_id = ?",
             account,
-            "target_id",
             page,
         )
         .await
@@ -1487,9 +1619,8 @@ impl GraphStore for SqliteStore {
     async fn mutes(&self, account: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             account,
-            "SELECT id, target_id FROM mutes WHERE account_id = ",
+            "SELECT id, target_id FROM mutes WHERE account_id = ?",
             account,
-            "target_id",
             page,
         )
         .await
@@ -1499,44 +1630,28 @@ impl GraphStore for SqliteStore {
         if candidates.is_empty() {
             return Ok(Hidden::default());
         }
-        let v = viewer.as_i64();
-        let mut blocked = self
-            .ids_in(
-                viewer,
-                &format!("SELECT target_id FROM blocks WHERE account_id = {v} AND target_id IN "),
-                "target_id",
-                candidates,
-            )
-            .await?;
-        blocked.extend(
-            self.ids_in(
-                viewer,
-                &format!("SELECT account_id FROM blocks WHERE target_id = {v} AND account_id IN "),
-                "account_id",
-                candidates,
-            )
-            .await?,
-        );
+        let rows = self.facts_among(
+            viewer,
+            &[
+                "SELECT 0, target_id, 0, 0 FROM blocks WHERE account_id = ?1 AND target_id IN t",
+                "SELECT 0, account_id, 0, 0 FROM blocks WHERE target_id = ?1 AND account_id IN t",
+                "SELECT 1, target_id, notifications, 0 FROM mutes \
+                 WHERE account_id = ?1 AND target_id IN t",
+            ],
+            candidates,
+        )?;
+        let mut blocked: Vec<Id> = rows.iter().filter(|r| r.0 == 0).map(|r| r.1).collect();
         blocked.sort_unstable();
         blocked.dedup();
-        let mutes = self
-            .rows_in(
-                viewer,
-                &format!(
-                    "SELECT target_id, notifications FROM mutes \
-                     WHERE account_id = {v} AND target_id IN "
-                ),
-                candidates,
-            )
-            .await?;
+        let mutes: Vec<(Id, bool)> = rows
+            .iter()
+            .filter(|r| r.0 == 1)
+            .map(|r| (r.1, r.2))
+            .collect();
         Ok(Hidden {
             blocked,
-            muted: mutes.iter().map(|r| id(r, "target_id")).collect(),
-            muted_notifications: mutes
-                .iter()
-                .filter(|r| r.get::<bool, _>("notifications"))
-                .map(|r| id(r, "target_id"))
-                .collect(),
+            muted: mutes.iter().map(|m| m.0).collect(),
+            muted_notifications: mutes.iter().filter(|m| m.1).map(|m| m.0).collect(),
         })
     }
 }

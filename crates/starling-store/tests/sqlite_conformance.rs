@@ -10,3 +10,10 @@ async fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
 }
 
 starling_store::store_conformance_suite!(fresh);
+
+/// SQLite's follow ids carry their time: later follows are left out.
+#[tokio::test]
+async fn notified_followers_before_leaves_out_later_follows() {
+    let (store, _dir) = fresh().await;
+    starling_store::conformance::notified_followers_before_leaves_out_later_follows(&*store).await;
+}

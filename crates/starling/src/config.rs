@@ -121,6 +121,16 @@ pub struct StoreConfig {
     /// PostgreSQL: longest wait for a connection, and longest statement.
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    /// PostgreSQL replicas: one further behind its primary than this is
+    /// taken out of rotation (its reads go to the primary) until it catches
+    /// up.
+    pub max_replica_lag_ms: u64,
+    /// PostgreSQL replicas: how often each one's lag and health are checked.
+    pub replica_check_interval_ms: u64,
+    /// PostgreSQL replicas: how long after a write a token's reads keep
+    /// going to the primary (read-your-writes); at least
+    /// `max_replica_lag_ms` to be sure a writer sees its writes.
+    pub read_your_writes_window_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -132,7 +142,17 @@ impl Default for StoreConfig {
             max_connections: 16,
             acquire_timeout_ms: 5_000,
             statement_timeout_ms: 5_000,
+            max_replica_lag_ms: 5_000,
+            replica_check_interval_ms: 1_000,
+            read_your_writes_window_ms: 5_000,
         }
+    }
+}
+
+impl StoreConfig {
+    /// Whether reads may go to replicas: PostgreSQL with at least one.
+    pub fn has_replicas(&self) -> bool {
+        self.kind == StoreKind::Postgres && self.clusters.iter().any(|c| !c.replicas.is_empty())
     }
 }
 
@@ -294,6 +314,21 @@ impl Config {
             && self.store.clusters.is_empty()
         {
             bail!("invalid configuration: store.kind = \"postgres\" needs store.url or store.clusters");
+        }
+        for (name, ms) in [
+            ("store.max_replica_lag_ms", self.store.max_replica_lag_ms),
+            (
+                "store.replica_check_interval_ms",
+                self.store.replica_check_interval_ms,
+            ),
+            (
+                "store.read_your_writes_window_ms",
+                self.store.read_your_writes_window_ms,
+            ),
+        ] {
+            if ms == 0 {
+                bail!("invalid configuration: {name} must be positive");
+            }
         }
         if self.large_account_threshold < 1 {
             bail!("invalid configuration: large_account_threshold must be at least 1");

@@ -15,14 +15,15 @@ use anyhow::Context;
 use starling_api::AppState;
 use starling_bus::{EventBus, InProcessBus, NatsBus, NatsBusConfig, RetryPolicy};
 use starling_cache::{
-    Invalidations, LocalInvalidations, MemoryRateLimiter, MemoryTimelineCache, RateLimiter,
-    RedisInvalidations, RedisRateLimiter, RedisTimelineCache, TimelineCache,
+    Freshness, Invalidations, LocalInvalidations, MemoryFreshness, MemoryRateLimiter,
+    MemoryTimelineCache, RateLimiter, RedisFreshness, RedisInvalidations, RedisRateLimiter,
+    RedisTimelineCache, TimelineCache,
 };
 use starling_core::workers::{subscribe_consumers, ConsumerKind, Relay, StoreDeadLetters};
 use starling_core::{Core, CoreSettings, Passwords, Seams};
 use starling_domain::{Clock, IdGenerator};
 use starling_store::postgres::{PgClusterConfig, PgStore, PgStoreConfig};
-use starling_store::{SqliteStore, Store};
+use starling_store::{with_primary_reads, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -71,6 +72,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 max_connections_per_pool: s.max_connections,
                 acquire_timeout: Duration::from_millis(s.acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(s.statement_timeout_ms),
+                max_replica_lag: Duration::from_millis(s.max_replica_lag_ms),
+                replica_check_interval: Duration::from_millis(s.replica_check_interval_ms),
             };
             let store = PgStore::connect(pg)
                 .await
@@ -138,6 +141,32 @@ async fn open_rate_limiter(
             1_000_000,
         )),
     })
+}
+
+/// Read-your-writes marks, when the store has read replicas: in Redis when
+/// configured (every api process must see a write another one served),
+/// else in process memory.
+async fn open_freshness(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<dyn Freshness>>> {
+    if !config.store.has_replicas() {
+        return Ok(None);
+    }
+    let window = Duration::from_millis(config.store.read_your_writes_window_ms);
+    Ok(Some(match &config.cache.redis_url {
+        Some(url) => Arc::new(
+            RedisFreshness::connect(
+                url,
+                &config.cache.key_prefix,
+                window,
+                Duration::from_millis(config.cache.timeout_ms),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("invalid configuration: cache.redis_url: {e}"))?,
+        ),
+        None => Arc::new(MemoryFreshness::new(window, clock, 1_000_000)),
+    }))
 }
 
 /// The use cases over a store, with the configured caches.
@@ -249,10 +278,20 @@ impl Workers {
     /// hand is finished first (for at most [`WORKER_SHUTDOWN_GRACE`]; an
     /// unfinished batch stays in the outbox, or with the broker, and is
     /// delivered again).
+    ///
+    /// Every store read of the workers goes to the primary (a replica may
+    /// not have what an event is about yet): the relay and repair tasks
+    /// here, the consumers in their own `handle` (the buses run those on
+    /// tasks of their own, which a task-local does not reach).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (stop, stopped) = watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(wait_true(stopped.clone())));
-        let repair = tokio::spawn(repair_loop(self.store, wait_true(stopped)));
+        let relay = tokio::spawn(with_primary_reads(
+            self.relay.run(wait_true(stopped.clone())),
+        ));
+        let repair = tokio::spawn(with_primary_reads(repair_loop(
+            self.store,
+            wait_true(stopped),
+        )));
         shutdown.await;
         let _ = stop.send(true);
         let finished = async {
@@ -327,6 +366,9 @@ impl App {
     /// Opens the store, binds the listener and builds the state; with
     /// [`Role::Serve`], migrates first and starts the workers too.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>, role: Role) -> anyhow::Result<Self> {
+        // Install the metrics recorder first: the store's replica checks
+        // record from the start.
+        starling_api::telemetry::prometheus();
         let store = open_store(config).await?;
         if role == Role::Serve {
             migrate(&*store).await?;
@@ -341,10 +383,12 @@ impl App {
             Role::Serve => Some(Workers::start(&core, config, &[]).await?),
             Role::Api => None,
         };
-        let limiter = open_rate_limiter(config, clock).await?;
-        // Install the metrics recorder before the first request.
-        starling_api::telemetry::prometheus();
-        let state = AppState::new(core, limiter, config.api_settings(public_url));
+        let limiter = open_rate_limiter(config, clock.clone()).await?;
+        let fresh = open_freshness(config, clock).await?;
+        let mut state = AppState::new(core, limiter, config.api_settings(public_url));
+        if let Some(fresh) = fresh {
+            state = state.with_read_your_writes(fresh);
+        }
         Ok(Self {
             listener,
             state,

@@ -86,6 +86,11 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// mimalloc: glibc's malloc was about a fifth of the server's CPU on home
+/// reads (docs/BENCHMARKS.md, "Where the time goes").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

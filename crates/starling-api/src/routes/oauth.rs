@@ -333,5 +333,10 @@ pub async fn revoke(
             f.token.as_deref(),
         )
         .await?;
+    if let Some(token) = f.token.as_deref() {
+        // With read replicas, a request still bearing the token meets the
+        // primary (where it is gone) rather than a replica not told yet.
+        state.mark_fresh(token).await;
+    }
     Ok(Json(serde_json::json!({})))
 }

@@ -77,6 +77,7 @@ macro_rules! store_conformance_suite {
             tag_statuses_list_public_tagged_statuses,
             statuses_by_authors_merges_their_statuses,
             search_tags_by_prefix,
+            interactions_among_match_favourites_and_boosts,
             // graph
             accounts_multi_get_skips_missing,
             search_accounts_by_username_and_display_name,
@@ -92,6 +93,8 @@ macro_rules! store_conformance_suite {
             mutes_hide_with_or_without_notifications,
             blocks_and_mutes_are_paged,
             relationships_come_in_the_order_given,
+            relations_agree_with_relationships,
+            notified_followers_before_lists_earlier_follows,
             // notifications
             notifications_are_created_once_per_event,
             notifications_filter_and_page,

@@ -1182,3 +1182,75 @@ pub async fn search_tags_by_prefix(store: &dyn Store) {
         "prefix, not substring"
     );
 }
+
+pub async fn interactions_among_match_favourites_and_boosts(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await;
+    let bob = user(store, &ids, "bob").await;
+    let liked = create(store, post(&ids, alice.id, "liked")).await;
+    let boosted = create(store, post(&ids, alice.id, "boosted")).await;
+    let both = create(store, post(&ids, alice.id, "both")).await;
+    let neither = create(store, post(&ids, alice.id, "neither")).await;
+    for s in [&liked, &both] {
+        store
+            .favourite(bob.id, s.id, stamp(&ids, bob.id.shard()))
+            .await
+            .expect("favourite");
+    }
+    for s in [&boosted, &both] {
+        create(store, boost(&ids, bob.id, s)).await;
+    }
+    // Alice's favourite of her own status is hers, not Bob's.
+    store
+        .favourite(alice.id, neither.id, stamp(&ids, alice.id.shard()))
+        .await
+        .expect("favourite");
+    let missing = ids.next(alice.id.shard());
+    // Repeated ids and more ids than any short list: each found once.
+    let mut asked = vec![neither.id, both.id, missing, liked.id, boosted.id, both.id];
+    for _ in 0..40 {
+        asked.push(ids.next(alice.id.shard()));
+    }
+    let got = store
+        .interactions_among(bob.id, &asked)
+        .await
+        .expect("interactions_among");
+    assert_eq!(
+        sorted(got.favourited.clone()),
+        sorted(vec![liked.id, both.id]),
+        "favourited: what the account favourited among the ids, once each"
+    );
+    assert_eq!(
+        sorted(got.reblogged.clone()),
+        sorted(vec![boosted.id, both.id]),
+        "reblogged: what the account boosted among the ids, once each"
+    );
+    assert_eq!(
+        sorted(got.favourited),
+        sorted(
+            store
+                .favourited_among(bob.id, &asked)
+                .await
+                .expect("favourited_among")
+        ),
+        "interactions_among agrees with favourited_among"
+    );
+    assert_eq!(
+        sorted(got.reblogged),
+        sorted(
+            store
+                .reblogged_among(bob.id, &asked)
+                .await
+                .expect("reblogged_among")
+        ),
+        "interactions_among agrees with reblogged_among"
+    );
+    assert_eq!(
+        store
+            .interactions_among(bob.id, &[])
+            .await
+            .expect("interactions_among"),
+        crate::Interactions::default(),
+        "no ids, nothing found"
+    );
+}

@@ -170,7 +170,8 @@ impl Store for PgStore {
                  UNION ALL SELECT MAX(id) FROM mutes \
                  UNION ALL SELECT MAX(id) FROM notifications) AS t",
             )
-            .fetch_one(Self::reader_of(db))
+            // The primary: a replica may not have the newest ids yet.
+            .fetch_one(&db.primary)
             .await
             .map_err(map_err)?;
             out.extend(max.map(Id::from_i64));
@@ -211,45 +212,45 @@ impl Store for PgStore {
     }
 
     async fn account(&self, id: Id) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-        ))
-        .bind(id.as_i64())
-        .fetch_optional(self.reader(id.shard()))
-        .await
-        .map_err(map_err)?;
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let row = self
+            .reader(id.shard())
+            .read_found(|pool| sqlx::query(&sql).bind(id.as_i64()).fetch_optional(pool))
+            .await?;
         row.as_ref().map(account_from_row).transpose()
     }
 
     async fn account_by_username(&self, username_key: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key = $1"
-        ))
-        .bind(username_key)
-        .fetch_optional(self.reader(ShardId::for_key(username_key)))
-        .await
-        .map_err(map_err)?;
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key = $1");
+        let row = self
+            .reader(ShardId::for_key(username_key))
+            .read_found(|pool| sqlx::query(&sql).bind(username_key).fetch_optional(pool))
+            .await?;
         row.as_ref().map(account_from_row).transpose()
     }
 
     async fn login_by_email(&self, email_key: &str) -> StoreResult<Option<Login>> {
         // A pending claim counts if its account exists (a registration that
         // crashed before confirming); one whose account does not is ignored.
-        let account: Option<i64> =
-            sqlx::query_scalar("SELECT account_id FROM email_directory WHERE email_key = $1")
-                .bind(email_key)
-                .fetch_optional(self.reader(ShardId::for_key(email_key)))
-                .await
-                .map_err(map_err)?;
+        let account: Option<i64> = self
+            .reader(ShardId::for_key(email_key))
+            .read_found(|pool| {
+                sqlx::query_scalar("SELECT account_id FROM email_directory WHERE email_key = $1")
+                    .bind(email_key)
+                    .fetch_optional(pool)
+            })
+            .await?;
         let Some(account) = account.map(Id::from_i64) else {
             return Ok(None);
         };
-        let hash: Option<String> =
-            sqlx::query_scalar("SELECT password_hash FROM credentials WHERE account_id = $1")
-                .bind(account.as_i64())
-                .fetch_optional(self.reader(account.shard()))
-                .await
-                .map_err(map_err)?;
+        let hash: Option<String> = self
+            .reader(account.shard())
+            .read_found(|pool| {
+                sqlx::query_scalar("SELECT password_hash FROM credentials WHERE account_id = $1")
+                    .bind(account.as_i64())
+                    .fetch_optional(pool)
+            })
+            .await?;
         Ok(hash.map(|password_hash| Login {
             account_id: account,
             password_hash,
@@ -257,14 +258,17 @@ impl Store for PgStore {
     }
 
     async fn login_by_username(&self, username_key: &str) -> StoreResult<Option<Login>> {
-        let row = sqlx::query(
-            "SELECT c.account_id, c.password_hash FROM accounts a \
-             JOIN credentials c ON c.account_id = a.id WHERE a.username_key = $1",
-        )
-        .bind(username_key)
-        .fetch_optional(self.reader(ShardId::for_key(username_key)))
-        .await
-        .map_err(map_err)?;
+        let row = self
+            .reader(ShardId::for_key(username_key))
+            .read_found(|pool| {
+                sqlx::query(
+                    "SELECT c.account_id, c.password_hash FROM accounts a \
+                     JOIN credentials c ON c.account_id = a.id WHERE a.username_key = $1",
+                )
+                .bind(username_key)
+                .fetch_optional(pool)
+            })
+            .await?;
         Ok(row.map(|r| Login {
             account_id: Id::from_i64(r.get("account_id")),
             password_hash: r.get("password_hash"),
@@ -272,11 +276,13 @@ impl Store for PgStore {
     }
 
     async fn account_email(&self, id: Id) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT email FROM credentials WHERE account_id = $1")
-            .bind(id.as_i64())
-            .fetch_optional(self.reader(id.shard()))
+        self.reader(id.shard())
+            .read_found(|pool| {
+                sqlx::query_scalar("SELECT email FROM credentials WHERE account_id = $1")
+                    .bind(id.as_i64())
+                    .fetch_optional(pool)
+            })
             .await
-            .map_err(map_err)
     }
 
     async fn update_profile(&self, id: Id, update: &ProfileUpdate) -> StoreResult<Option<Account>> {
@@ -317,10 +323,9 @@ impl Store for PgStore {
     async fn count_accounts(&self) -> StoreResult<u64> {
         let mut total = 0u64;
         for db in self.dbs() {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
-                .fetch_one(Self::reader_of(db))
-                .await
-                .map_err(map_err)?;
+            let n: i64 = db
+                .read(|pool| sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(pool))
+                .await?;
             total += n as u64;
         }
         Ok(total)
@@ -346,20 +351,26 @@ impl Store for PgStore {
     }
 
     async fn app(&self, id: Id) -> StoreResult<Option<App>> {
-        let row = sqlx::query("SELECT * FROM oauth_apps WHERE id = $1")
-            .bind(id.as_i64())
-            .fetch_optional(self.reader(id.shard()))
-            .await
-            .map_err(map_err)?;
+        let row = self
+            .reader(id.shard())
+            .read_found(|pool| {
+                sqlx::query("SELECT * FROM oauth_apps WHERE id = $1")
+                    .bind(id.as_i64())
+                    .fetch_optional(pool)
+            })
+            .await?;
         row.as_ref().map(app_from_row).transpose()
     }
 
     async fn app_by_client_id(&self, shard: ShardId, client_id: &str) -> StoreResult<Option<App>> {
-        let row = sqlx::query("SELECT * FROM oauth_apps WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(self.reader(shard))
-            .await
-            .map_err(map_err)?;
+        let row = self
+            .reader(shard)
+            .read_found(|pool| {
+                sqlx::query("SELECT * FROM oauth_apps WHERE client_id = $1")
+                    .bind(client_id)
+                    .fetch_optional(pool)
+            })
+            .await?;
         row.as_ref().map(app_from_row).transpose()
     }
 
@@ -421,11 +432,16 @@ impl Store for PgStore {
     }
 
     async fn token(&self, shard: ShardId, hash: &SecretHash) -> StoreResult<Option<AccessToken>> {
-        let row = sqlx::query("SELECT * FROM oauth_tokens WHERE token_hash = $1")
-            .bind(&hash.0[..])
-            .fetch_optional(self.reader(shard))
-            .await
-            .map_err(map_err)?;
+        // A token made a moment ago (by another process) may not be on the
+        // replica yet: `read_found` asks the primary before saying "none".
+        let row = self
+            .reader(shard)
+            .read_found(|pool| {
+                sqlx::query("SELECT * FROM oauth_tokens WHERE token_hash = $1")
+                    .bind(&hash.0[..])
+                    .fetch_optional(pool)
+            })
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let token_hash: Vec<u8> = row.get("token_hash");
         Ok(Some(AccessToken {

@@ -37,12 +37,16 @@ impl PgStore {
         if candidates.is_empty() {
             return Ok(vec![]);
         }
-        let found: Vec<i64> = sqlx::query_scalar(sql)
-            .bind(viewer.as_i64())
-            .bind(raw(candidates))
-            .fetch_all(self.reader(viewer.shard()))
-            .await
-            .map_err(map_err)?;
+        let candidates = raw(candidates);
+        let found: Vec<i64> = self
+            .reader(viewer.shard())
+            .read(|pool| {
+                sqlx::query_scalar(sql)
+                    .bind(viewer.as_i64())
+                    .bind(&candidates)
+                    .fetch_all(pool)
+            })
+            .await?;
         Ok(ids(found))
     }
 
@@ -53,12 +57,16 @@ impl PgStore {
         sql: &str,
         candidates: &[Id],
     ) -> StoreResult<HashMap<Id, FollowOptions>> {
-        let rows = sqlx::query(sql)
-            .bind(viewer.as_i64())
-            .bind(raw(candidates))
-            .fetch_all(self.reader(viewer.shard()))
-            .await
-            .map_err(map_err)?;
+        let candidates = raw(candidates);
+        let rows = self
+            .reader(viewer.shard())
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(viewer.as_i64())
+                    .bind(&candidates)
+                    .fetch_all(pool)
+            })
+            .await?;
         Ok(rows
             .iter()
             .map(|r| (id(r, "other"), options_from_row(r)))
@@ -67,15 +75,19 @@ impl PgStore {
 
     /// `(target, notifications)` of `viewer`'s mutes among `candidates`.
     async fn mutes_among(&self, viewer: Id, candidates: &[Id]) -> StoreResult<HashMap<Id, bool>> {
-        let rows = sqlx::query(
-            "SELECT target_id, notifications FROM mutes \
-             WHERE account_id = $1 AND target_id = ANY($2)",
-        )
-        .bind(viewer.as_i64())
-        .bind(raw(candidates))
-        .fetch_all(self.reader(viewer.shard()))
-        .await
-        .map_err(map_err)?;
+        let candidates = raw(candidates);
+        let rows = self
+            .reader(viewer.shard())
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT target_id, notifications FROM mutes \
+                     WHERE account_id = $1 AND target_id = ANY($2)",
+                )
+                .bind(viewer.as_i64())
+                .bind(&candidates)
+                .fetch_all(pool)
+            })
+            .await?;
         Ok(rows
             .iter()
             .map(|r| (id(r, "target_id"), r.get("notifications")))
@@ -102,9 +114,10 @@ impl PgStore {
         let large = if request {
             (false, 0)
         } else {
+            // From the primary: the follow row copies it.
             let row = sqlx::query("SELECT large, large_version FROM accounts WHERE id = $1")
                 .bind(followee.as_i64())
-                .fetch_optional(self.reader(followee.shard()))
+                .fetch_optional(self.writer(followee.shard()))
                 .await
                 .map_err(map_err);
             match row {
@@ -472,15 +485,17 @@ impl PgStore {
 #[async_trait]
 impl GraphStore for PgStore {
     async fn accounts(&self, ids: &[Id]) -> StoreResult<Vec<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1)");
+        let sql = sql.as_str();
         let mut out = Vec::new();
         for (index, group) in self.group_ids(ids) {
-            let rows = sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1)"
-            ))
-            .bind(&group)
-            .fetch_all(Self::reader_of(self.db_at(index)?))
-            .await
-            .map_err(map_err)?;
+            // Ids a replica does not have yet are asked of the primary.
+            let rows = self
+                .db_at(index)?
+                .read_by_ids(group, |pool, ids| async move {
+                    sqlx::query(sql).bind(ids).fetch_all(pool).await
+                })
+                .await?;
             out.extend(accounts_from_rows(&rows)?);
         }
         Ok(out)
@@ -494,42 +509,37 @@ impl GraphStore for PgStore {
     ) -> StoreResult<Vec<Account>> {
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
+        let upper = upper.as_str();
+        let by_username = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key = $1");
+        let by_username_prefix = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+             WHERE username_key > $1 AND username_key < $2 ORDER BY username_key LIMIT $3"
+        );
+        let by_display_prefix = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+             WHERE display_key >= $1 AND display_key < $2 ORDER BY display_key, id LIMIT $3"
+        );
         let mut exact = Vec::new();
         let mut rest: Vec<Account> = Vec::new();
         // Accounts are spread over every database: the same three bounded
         // reads on each, merged below.
         for db in self.dbs() {
-            let pool = Self::reader_of(db);
-            let rows = sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key = $1"
-            ))
-            .bind(prefix)
-            .fetch_all(pool)
-            .await
-            .map_err(map_err)?;
+            let rows = db
+                .read(|pool| sqlx::query(&by_username).bind(prefix).fetch_all(pool))
+                .await?;
             exact.extend(accounts_from_rows(&rows)?);
-            let rows = sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts \
-                 WHERE username_key > $1 AND username_key < $2 ORDER BY username_key LIMIT $3"
-            ))
-            .bind(prefix)
-            .bind(&upper)
-            .bind(want)
-            .fetch_all(pool)
-            .await
-            .map_err(map_err)?;
-            rest.extend(accounts_from_rows(&rows)?);
-            let rows = sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts \
-                 WHERE display_key >= $1 AND display_key < $2 ORDER BY display_key, id LIMIT $3"
-            ))
-            .bind(prefix)
-            .bind(&upper)
-            .bind(want)
-            .fetch_all(pool)
-            .await
-            .map_err(map_err)?;
-            rest.extend(accounts_from_rows(&rows)?);
+            for sql in [&by_username_prefix, &by_display_prefix] {
+                let rows = db
+                    .read(|pool| {
+                        sqlx::query(sql)
+                            .bind(prefix)
+                            .bind(upper)
+                            .bind(want)
+                            .fetch_all(pool)
+                    })
+                    .await?;
+                rest.extend(accounts_from_rows(&rows)?);
+            }
         }
         let mut seen: HashSet<Id> = exact.iter().map(|a| a.id).collect();
         rest.retain(|a| seen.insert(a.id));
@@ -580,12 +590,14 @@ impl GraphStore for PgStore {
     }
 
     async fn count_follow_requests(&self, account: Id) -> StoreResult<u64> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM follow_requests_in WHERE followee_id = $1")
-                .bind(account.as_i64())
-                .fetch_one(self.reader(account.shard()))
-                .await
-                .map_err(map_err)?;
+        let n: i64 = self
+            .reader(account.shard())
+            .read(|pool| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM follow_requests_in WHERE followee_id = $1")
+                    .bind(account.as_i64())
+                    .fetch_one(pool)
+            })
+            .await?;
         Ok(n as u64)
     }
 
@@ -710,7 +722,9 @@ impl GraphStore for PgStore {
         .bind(account.as_i64())
         .bind(after.map_or(i64::MIN, Id::as_i64))
         .bind(limit as i64)
-        .fetch_all(self.reader(account.shard()))
+        // Fan-out walks (they feed timeline writes): the primary, so a
+        // follower who just followed is not missed.
+        .fetch_all(self.writer(account.shard()))
         .await
         .map_err(map_err)?;
         Ok(rows
@@ -733,7 +747,8 @@ impl GraphStore for PgStore {
         .bind(account.as_i64())
         .bind(after.map_or(i64::MIN, Id::as_i64))
         .bind(limit as i64)
-        .fetch_all(self.reader(account.shard()))
+        // Feeds notification writes: the primary.
+        .fetch_all(self.writer(account.shard()))
         .await
         .map_err(map_err)?;
         Ok(ids(found))
@@ -749,15 +764,18 @@ impl GraphStore for PgStore {
     }
 
     async fn followees(&self, account: Id, limit: usize) -> StoreResult<Vec<(Id, FollowOptions)>> {
-        let rows = sqlx::query(
-            "SELECT followee_id, reblogs, notify FROM follows_out WHERE follower_id = $1 \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(account.as_i64())
-        .bind(limit as i64)
-        .fetch_all(self.reader(account.shard()))
-        .await
-        .map_err(map_err)?;
+        let rows = self
+            .reader(account.shard())
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT followee_id, reblogs, notify FROM follows_out WHERE follower_id = $1 \
+                     ORDER BY id LIMIT $2",
+                )
+                .bind(account.as_i64())
+                .bind(limit as i64)
+                .fetch_all(pool)
+            })
+            .await?;
         Ok(rows
             .iter()
             .map(|r| (id(r, "followee_id"), options_from_row(r)))
@@ -765,14 +783,17 @@ impl GraphStore for PgStore {
     }
 
     async fn large_followees(&self, account: Id) -> StoreResult<Vec<(Id, FollowOptions)>> {
-        let rows = sqlx::query(
-            "SELECT followee_id, reblogs, notify FROM follows_out \
-             WHERE follower_id = $1 AND followee_large",
-        )
-        .bind(account.as_i64())
-        .fetch_all(self.reader(account.shard()))
-        .await
-        .map_err(map_err)?;
+        let rows = self
+            .reader(account.shard())
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT followee_id, reblogs, notify FROM follows_out \
+                     WHERE follower_id = $1 AND followee_large",
+                )
+                .bind(account.as_i64())
+                .fetch_all(pool)
+            })
+            .await?;
         Ok(rows
             .iter()
             .map(|r| (id(r, "followee_id"), options_from_row(r)))
@@ -780,11 +801,14 @@ impl GraphStore for PgStore {
     }
 
     async fn is_large(&self, account: Id) -> StoreResult<bool> {
-        let large: Option<bool> = sqlx::query_scalar("SELECT large FROM accounts WHERE id = $1")
-            .bind(account.as_i64())
-            .fetch_optional(self.reader(account.shard()))
-            .await
-            .map_err(map_err)?;
+        let large: Option<bool> = self
+            .reader(account.shard())
+            .read(|pool| {
+                sqlx::query_scalar("SELECT large FROM accounts WHERE id = $1")
+                    .bind(account.as_i64())
+                    .fetch_optional(pool)
+            })
+            .await?;
         Ok(large.unwrap_or(false))
     }
 

@@ -28,10 +28,13 @@
 //! statement), so `seq` order is commit order and the relay never sees a
 //! lower `seq` commit after a higher one (see [`notifications`]).
 //!
-//! **Replicas.** Pools to replicas are created, but every read goes to the
-//! primary for now: [`PgStore::reader`] is the one place a later step routes
-//! reads that tolerate staleness to a replica (with lag checks and
-//! read-your-writes).
+//! **Replicas.** Reads that tolerate staleness go to a replica of their
+//! database that is in rotation, and to the primary when none is, when the
+//! replica fails them, and inside [`crate::with_primary_reads`]
+//! (read-your-writes); every replica's lag and health are checked in the
+//! background and a lagging or failed one leaves the rotation
+//! ([`replicas`]). Writes, transactions and the reads that feed them use the
+//! primary ([`PgStore::writer`]).
 //!
 //! **Timeouts.** Every connection runs with `statement_timeout` set (so a
 //! statement, a lock wait included, cannot hang a call) and connections are
@@ -45,13 +48,15 @@ mod apply;
 mod graph;
 pub(crate) mod mirror;
 mod notifications;
+mod replicas;
 mod rows;
 mod statuses;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -61,6 +66,9 @@ use starling_domain::{Id, ShardId, SHARD_COUNT};
 use crate::{ShardMap, StoreError, StoreResult};
 
 pub use mirror::CrashPoint;
+pub use replicas::ReplicaState;
+
+use replicas::{CheckSettings, Replica};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -69,7 +77,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgClusterConfig {
     /// `postgres://user:password@host:port/database`.
     pub primary: String,
-    /// Same form; pools are created, reads do not use them yet.
+    /// Same form: streaming replicas of `primary`, which take the reads
+    /// that tolerate staleness while they keep up.
     pub replicas: Vec<String>,
     /// The logical shards this cluster holds, an inclusive range. `None` on
     /// every cluster splits the 1024 shards evenly, in order
@@ -129,28 +138,53 @@ pub struct PgStoreConfig {
     pub acquire_timeout: Duration,
     /// The server-side limit on any one statement (lock waits included).
     pub statement_timeout: Duration,
+    /// A replica further behind its primary than this leaves the rotation
+    /// (its reads go to the primary) until it has caught up.
+    pub max_replica_lag: Duration,
+    /// How often each replica's lag and health are checked. A check gets
+    /// this long to answer, within 0.5 to 1 s.
+    pub replica_check_interval: Duration,
 }
 
 impl PgStoreConfig {
-    /// `clusters` with 10 connections per pool and 5 s timeouts.
+    /// `clusters` with 10 connections per pool, 5 s timeouts, replicas
+    /// checked every second and taken out beyond 5 s of lag.
     pub fn new(clusters: Vec<PgClusterConfig>) -> Self {
         Self {
             clusters,
             max_connections_per_pool: 10,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+            max_replica_lag: Duration::from_secs(5),
+            replica_check_interval: Duration::from_secs(1),
+        }
+    }
+
+    fn check_settings(&self) -> CheckSettings {
+        let interval = self.replica_check_interval.max(Duration::from_millis(10));
+        CheckSettings {
+            interval,
+            timeout: interval.clamp(Duration::from_millis(500), Duration::from_secs(1)),
+            max_lag: self.max_replica_lag,
         }
     }
 }
+
+/// How long a read waits for a connection of a replica's pool before it
+/// goes to the primary instead (at most the configured acquire timeout):
+/// a replica that just died refuses connections, and sqlx retries those
+/// until the timeout.
+const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The pools of one physical database.
 pub(crate) struct PgDb {
     /// Position in the shard map (the first half of outbox keys).
     pub(crate) index: u32,
     pub(crate) primary: PgPool,
-    /// Created and kept warm; not read from yet (see [`PgStore::reader`]).
-    #[allow(dead_code)]
-    pub(crate) replicas: Vec<PgPool>,
+    /// Its read replicas, with their health ([`replicas`]).
+    pub(crate) replicas: Vec<Arc<Replica>>,
+    /// Round-robin position among the replicas.
+    pub(crate) next_replica: AtomicUsize,
     /// The logical shards it holds (to find the mirror ops aimed at it).
     pub(crate) shards: Vec<i32>,
 }
@@ -167,21 +201,28 @@ pub struct PgStore {
     /// while acquiring one of another; with fewer of them than connections
     /// per pool they cannot starve each other of connections.
     drains: tokio::sync::Semaphore,
+    /// The replicas' health checks (aborted when closed or dropped).
+    checks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl PgStore {
-    /// Validates the shard assignment and creates the pools (connections are
-    /// opened on first use). Fails with `Internal` on a bad configuration.
+    /// Validates the shard assignment, creates the pools (connections are
+    /// opened on first use) and starts the replicas' health checks. Fails
+    /// with `Internal` on a bad configuration.
     pub async fn connect(config: PgStoreConfig) -> StoreResult<Self> {
         let slots = assignment(&config.clusters)?;
         let mut dbs = Vec::with_capacity(config.clusters.len());
+        let mut watched = Vec::new();
+        let replica_acquire = config.acquire_timeout.min(REPLICA_ACQUIRE_TIMEOUT);
         for (index, cluster) in config.clusters.iter().enumerate() {
-            let primary = pool(&cluster.primary, &config)?;
-            let replicas = cluster
-                .replicas
-                .iter()
-                .map(|url| pool(url, &config))
-                .collect::<StoreResult<Vec<_>>>()?;
+            let primary = pool(&cluster.primary, &config, config.acquire_timeout)?;
+            let mut replicas = Vec::with_capacity(cluster.replicas.len());
+            for (r, url) in cluster.replicas.iter().enumerate() {
+                let replica =
+                    Arc::new(Replica::new(index, r, pool(url, &config, replica_acquire)?));
+                watched.push((replica.clone(), url.clone()));
+                replicas.push(replica);
+            }
             let shards = slots
                 .iter()
                 .enumerate()
@@ -192,25 +233,33 @@ impl PgStore {
                 index: index as u32,
                 primary,
                 replicas,
+                next_replica: AtomicUsize::new(0),
                 shards,
             });
         }
         let map = ShardMap::from_slots(dbs, slots)
             .ok_or_else(|| StoreError::Internal("invalid shard map".into()))?;
         let drains = (config.max_connections_per_pool.max(2) / 2) as usize;
+        let checks = replicas::start_checks(watched, config.check_settings())?;
         Ok(Self {
             map,
             crash: AtomicU8::new(0),
             drains: tokio::sync::Semaphore::new(drains),
+            checks: Mutex::new(checks),
         })
     }
 
-    /// Closes every pool (waits for connections in use to come back).
+    /// Stops the replicas' health checks and closes every pool (waits for
+    /// connections in use to come back).
     pub async fn close(&self) {
+        self.checks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .abort_all();
         for db in self.map.physical() {
             db.primary.close().await;
             for replica in &db.replicas {
-                replica.close().await;
+                replica.pool.close().await;
             }
         }
     }
@@ -223,6 +272,20 @@ impl PgStore {
     /// Which physical database (index in the configuration) holds `shard`.
     pub fn physical_index(&self, shard: ShardId) -> usize {
         self.map.index(shard)
+    }
+
+    /// Whether any physical database has read replicas.
+    pub fn has_replicas(&self) -> bool {
+        self.dbs().iter().any(|db| !db.replicas.is_empty())
+    }
+
+    /// Every replica's state now: in rotation or not, its last lag, its
+    /// transitions (for tests; operators read the metrics).
+    pub fn replica_states(&self) -> Vec<ReplicaState> {
+        self.dbs()
+            .iter()
+            .flat_map(|db| db.replicas.iter().map(|r| r.state()))
+            .collect()
     }
 
     /// Fault injection: from now on, cross-shard writes stop where `point`
@@ -253,21 +316,17 @@ impl PgStore {
         self.map.physical()
     }
 
-    /// Where writes to `shard` go.
+    /// Where writes to `shard` go, and the reads that must see every
+    /// committed write (those that feed a write).
     pub(crate) fn writer(&self, shard: ShardId) -> &PgPool {
         &self.db(shard).primary
     }
 
-    /// Where reads of `shard` go. The primary for now: the seam where a
-    /// later step sends reads that tolerate staleness to a replica that is
-    /// not lagging (and a writer's own reads to the primary for a while).
-    pub(crate) fn reader(&self, shard: ShardId) -> &PgPool {
-        &self.db(shard).primary
-    }
-
-    /// Where unkeyed reads of a whole database go (scatter queries).
-    pub(crate) fn reader_of(db: &PgDb) -> &PgPool {
-        &db.primary
+    /// Where reads of `shard` that tolerate staleness go: call
+    /// [`PgDb::read`] (or [`PgDb::read_found`], [`PgDb::read_by_ids`]) on
+    /// it, which picks a replica in rotation or the primary.
+    pub(crate) fn reader(&self, shard: ShardId) -> &PgDb {
+        self.db(shard)
     }
 
     /// `ids` grouped by the physical database of their shard (by index),
@@ -333,7 +392,7 @@ fn assignment(clusters: &[PgClusterConfig]) -> StoreResult<Vec<u16>> {
 
 /// A lazily connecting pool whose connections run with the statement
 /// timeout.
-fn pool(url: &str, config: &PgStoreConfig) -> StoreResult<PgPool> {
+fn pool(url: &str, config: &PgStoreConfig, acquire_timeout: Duration) -> StoreResult<PgPool> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?
         .application_name("starling");
@@ -341,7 +400,7 @@ fn pool(url: &str, config: &PgStoreConfig) -> StoreResult<PgPool> {
     Ok(PgPoolOptions::new()
         // A mirror drain within one database holds two connections at once.
         .max_connections(config.max_connections_per_pool.max(2))
-        .acquire_timeout(config.acquire_timeout)
+        .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute(format!("SET statement_timeout = {timeout_ms}").as_str())

@@ -76,29 +76,30 @@ impl NotificationStore for PgStore {
         filter: &NotificationFilter,
         page: &Page,
     ) -> StoreResult<Vec<Notification>> {
-        let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE account_id = "
-        ));
-        qb.push_bind(account.as_i64());
-        for (kinds, op) in [
-            (&filter.types, " AND kind = ANY("),
-            (&filter.exclude_types, " AND NOT kind = ANY("),
-        ] {
-            if kinds.is_empty() {
-                continue;
-            }
-            let names: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
-            qb.push(op).push_bind(names).push(")");
-        }
-        if let Some(from) = filter.from_account {
-            qb.push(" AND from_account_id = ").push_bind(from.as_i64());
-        }
-        push_page(&mut qb, "id", page);
-        let rows = qb
-            .build()
-            .fetch_all(self.reader(account.shard()))
-            .await
-            .map_err(map_err)?;
+        let rows = self
+            .reader(account.shard())
+            .read(|pool| async move {
+                let mut qb = QueryBuilder::<Postgres>::new(format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE account_id = "
+                ));
+                qb.push_bind(account.as_i64());
+                for (kinds, op) in [
+                    (&filter.types, " AND kind = ANY("),
+                    (&filter.exclude_types, " AND NOT kind = ANY("),
+                ] {
+                    if kinds.is_empty() {
+                        continue;
+                    }
+                    let names: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
+                    qb.push(op).push_bind(names).push(")");
+                }
+                if let Some(from) = filter.from_account {
+                    qb.push(" AND from_account_id = ").push_bind(from.as_i64());
+                }
+                push_page(&mut qb, "id", page);
+                qb.build().fetch_all(pool).await
+            })
+            .await?;
         let list = rows
             .iter()
             .map(notification_from_row)
@@ -107,14 +108,18 @@ impl NotificationStore for PgStore {
     }
 
     async fn notification(&self, account: Id, id: Id) -> StoreResult<Option<Notification>> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = $1 AND account_id = $2"
-        ))
-        .bind(id.as_i64())
-        .bind(account.as_i64())
-        .fetch_optional(self.reader(account.shard()))
-        .await
-        .map_err(map_err)?;
+        );
+        let row = self
+            .reader(account.shard())
+            .read_found(|pool| {
+                sqlx::query(&sql)
+                    .bind(id.as_i64())
+                    .bind(account.as_i64())
+                    .fetch_optional(pool)
+            })
+            .await?;
         row.as_ref().map(notification_from_row).transpose()
     }
 
@@ -162,28 +167,34 @@ impl NotificationStore for PgStore {
         after: Option<Id>,
         limit: usize,
     ) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM notifications \
-             WHERE account_id = $1 AND id > $2 LIMIT $3) AS t",
-        )
-        .bind(account.as_i64())
-        .bind(after.map_or(i64::MIN, Id::as_i64))
-        .bind(limit as i64)
-        .fetch_one(self.reader(account.shard()))
-        .await
-        .map_err(map_err)?;
+        let n: i64 = self
+            .reader(account.shard())
+            .read(|pool| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM notifications \
+                     WHERE account_id = $1 AND id > $2 LIMIT $3) AS t",
+                )
+                .bind(account.as_i64())
+                .bind(after.map_or(i64::MIN, Id::as_i64))
+                .bind(limit as i64)
+                .fetch_one(pool)
+            })
+            .await?;
         Ok(n as u64)
     }
 
     async fn markers(&self, account: Id) -> StoreResult<Vec<Marker>> {
-        let rows = sqlx::query(
-            "SELECT timeline, last_read_id, version, updated_at FROM markers \
-             WHERE account_id = $1 ORDER BY timeline",
-        )
-        .bind(account.as_i64())
-        .fetch_all(self.reader(account.shard()))
-        .await
-        .map_err(map_err)?;
+        let rows = self
+            .reader(account.shard())
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT timeline, last_read_id, version, updated_at FROM markers \
+                     WHERE account_id = $1 ORDER BY timeline",
+                )
+                .bind(account.as_i64())
+                .fetch_all(pool)
+            })
+            .await?;
         Ok(rows.iter().map(marker_from_row).collect())
     }
 

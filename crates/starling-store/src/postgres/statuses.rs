@@ -41,14 +41,15 @@ impl PgStore {
         cols: (&str, &str),
         page: &Page,
     ) -> StoreResult<Vec<(Id, Id)>> {
-        let mut qb = QueryBuilder::<Postgres>::new(sql);
-        qb.push_bind(key.as_i64());
-        push_page(&mut qb, cols.0, page);
-        let rows = qb
-            .build()
-            .fetch_all(self.reader(shard))
-            .await
-            .map_err(map_err)?;
+        let rows = self
+            .reader(shard)
+            .read(|pool| async move {
+                let mut qb = QueryBuilder::<Postgres>::new(sql);
+                qb.push_bind(key.as_i64());
+                push_page(&mut qb, cols.0, page);
+                qb.build().fetch_all(pool).await
+            })
+            .await?;
         let pairs = rows
             .iter()
             .map(|r| (id(r, cols.0), id(r, cols.1)))
@@ -56,18 +57,19 @@ impl PgStore {
         Ok(newest_first(pairs, page))
     }
 
-    /// The statuses among `ids`, from whichever databases hold them.
+    /// The statuses among `ids`, from whichever databases hold them (ids a
+    /// replica does not have yet are asked of the primary).
     async fn statuses_by_id(&self, ids: &[Id]) -> StoreResult<Vec<Status>> {
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = ANY($1)");
+        let sql = sql.as_str();
         let mut out = Vec::new();
         for (index, group) in self.group_ids(ids) {
-            let db = self.db_at(index)?;
-            let rows = sqlx::query(&format!(
-                "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = ANY($1)"
-            ))
-            .bind(&group)
-            .fetch_all(Self::reader_of(db))
-            .await
-            .map_err(map_err)?;
+            let rows = self
+                .db_at(index)?
+                .read_by_ids(group, |pool, ids| async move {
+                    sqlx::query(sql).bind(ids).fetch_all(pool).await
+                })
+                .await?;
             out.extend(statuses_from_rows(&rows)?);
         }
         Ok(out)
@@ -154,12 +156,13 @@ impl PgStore {
         if let Err(sqlx::Error::Database(db)) = &inserted {
             if db.constraint() == Some("statuses_one_boost") {
                 // A concurrent boost of the same status by the same account
-                // won; answer with it.
+                // won; answer with it (from the primary: it just committed).
                 drop(side);
-                let existing = self
-                    .reblog_by(author, s.reblog_of_id.unwrap_or(s.id))
-                    .await?
-                    .map_or(s.id, |b| b.id);
+                let existing = crate::with_primary_reads(
+                    self.reblog_by(author, s.reblog_of_id.unwrap_or(s.id)),
+                )
+                .await?
+                .map_or(s.id, |b| b.id);
                 return Ok(Created::Existing(existing));
             }
         }
@@ -331,11 +334,12 @@ impl PgStore {
         stamp: Stamp,
     ) -> StoreResult<bool> {
         // The author, from the status's shard (before the first side, so no
-        // connection is held while another is acquired).
+        // connection is held while another is acquired); from the primary,
+        // since the write depends on it.
         let author: Option<i64> =
             sqlx::query_scalar("SELECT account_id FROM statuses WHERE id = $1")
                 .bind(status_id.as_i64())
-                .fetch_optional(self.reader(status_id.shard()))
+                .fetch_optional(self.writer(status_id.shard()))
                 .await
                 .map_err(map_err)?;
         let Some(author) = author.map(Id::from_i64) else {
@@ -407,13 +411,11 @@ impl StatusStore for PgStore {
     }
 
     async fn status(&self, id: Id) -> StoreResult<Option<Status>> {
-        let row = sqlx::query(&format!(
-            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = $1"
-        ))
-        .bind(id.as_i64())
-        .fetch_optional(self.reader(id.shard()))
-        .await
-        .map_err(map_err)?;
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.id = $1");
+        let row = self
+            .reader(id.shard())
+            .read_found(|pool| sqlx::query(&sql).bind(id.as_i64()).fetch_optional(pool))
+            .await?;
         row.as_ref().map(status_from_row).transpose()
     }
 
@@ -431,15 +433,19 @@ impl StatusStore for PgStore {
     }
 
     async fn reblog_by(&self, account_id: Id, status_id: Id) -> StoreResult<Option<Status>> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {STATUS_COLUMNS} FROM statuses s \
              WHERE s.account_id = $1 AND s.reblog_of_id = $2"
-        ))
-        .bind(account_id.as_i64())
-        .bind(status_id.as_i64())
-        .fetch_optional(self.reader(account_id.shard()))
-        .await
-        .map_err(map_err)?;
+        );
+        let row = self
+            .reader(account_id.shard())
+            .read_found(|pool| {
+                sqlx::query(&sql)
+                    .bind(account_id.as_i64())
+                    .bind(status_id.as_i64())
+                    .fetch_optional(pool)
+            })
+            .await?;
         row.as_ref().map(status_from_row).transpose()
     }
 
@@ -447,14 +453,19 @@ impl StatusStore for PgStore {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let found: Vec<i64> = sqlx::query_scalar(
-            "SELECT reblog_of_id FROM statuses WHERE account_id = $1 AND reblog_of_id = ANY($2)",
-        )
-        .bind(account_id.as_i64())
-        .bind(raw(ids))
-        .fetch_all(self.reader(account_id.shard()))
-        .await
-        .map_err(map_err)?;
+        let ids = raw(ids);
+        let found: Vec<i64> = self
+            .reader(account_id.shard())
+            .read(|pool| {
+                sqlx::query_scalar(
+                    "SELECT reblog_of_id FROM statuses \
+                     WHERE account_id = $1 AND reblog_of_id = ANY($2)",
+                )
+                .bind(account_id.as_i64())
+                .bind(&ids)
+                .fetch_all(pool)
+            })
+            .await?;
         Ok(super::rows::ids(found))
     }
 
@@ -474,15 +485,19 @@ impl StatusStore for PgStore {
                 if room == 0 {
                     break;
                 }
-                let replies: Vec<i64> = sqlx::query_scalar(
-                    "SELECT reply_id FROM status_replies WHERE parent_id = ANY($1) \
-                     ORDER BY reply_id LIMIT $2",
-                )
-                .bind(&parents)
-                .bind(room as i64)
-                .fetch_all(Self::reader_of(self.db_at(index)?))
-                .await
-                .map_err(map_err)?;
+                let parents = &parents;
+                let replies: Vec<i64> = self
+                    .db_at(index)?
+                    .read(|pool| {
+                        sqlx::query_scalar(
+                            "SELECT reply_id FROM status_replies WHERE parent_id = ANY($1) \
+                             ORDER BY reply_id LIMIT $2",
+                        )
+                        .bind(parents)
+                        .bind(room as i64)
+                        .fetch_all(pool)
+                    })
+                    .await?;
                 next.extend(
                     replies
                         .into_iter()
@@ -505,35 +520,38 @@ impl StatusStore for PgStore {
         filter: &AccountStatusFilter,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
-        let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = "
-        ));
-        qb.push_bind(account_id.as_i64());
-        qb.push(" AND (s.visibility <= ")
-            .push_bind(visibility_code(filter.up_to));
-        if let Some(viewer) = filter.mentioning {
-            qb.push(" OR ")
-                .push_bind(viewer.as_i64())
-                .push(" = ANY(s.mentions)");
-        }
-        qb.push(")");
-        if filter.exclude_replies {
-            qb.push(" AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)");
-        }
-        if filter.exclude_reblogs {
-            qb.push(" AND s.reblog_of_id IS NULL");
-        }
-        if let Some(tag) = &filter.tagged {
-            qb.push(" AND ")
-                .push_bind(tag.clone())
-                .push(" = ANY(s.tags)");
-        }
-        push_page(&mut qb, "s.id", page);
-        let rows = qb
-            .build()
-            .fetch_all(self.reader(account_id.shard()))
-            .await
-            .map_err(map_err)?;
+        let rows = self
+            .reader(account_id.shard())
+            .read(|pool| async move {
+                let mut qb = QueryBuilder::<Postgres>::new(format!(
+                    "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = "
+                ));
+                qb.push_bind(account_id.as_i64());
+                qb.push(" AND (s.visibility <= ")
+                    .push_bind(visibility_code(filter.up_to));
+                if let Some(viewer) = filter.mentioning {
+                    qb.push(" OR ")
+                        .push_bind(viewer.as_i64())
+                        .push(" = ANY(s.mentions)");
+                }
+                qb.push(")");
+                if filter.exclude_replies {
+                    qb.push(
+                        " AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)",
+                    );
+                }
+                if filter.exclude_reblogs {
+                    qb.push(" AND s.reblog_of_id IS NULL");
+                }
+                if let Some(tag) = &filter.tagged {
+                    qb.push(" AND ")
+                        .push_bind(tag.clone())
+                        .push(" = ANY(s.tags)");
+                }
+                push_page(&mut qb, "s.id", page);
+                qb.build().fetch_all(pool).await
+            })
+            .await?;
         Ok(newest_first(statuses_from_rows(&rows)?, page))
     }
 
@@ -544,16 +562,17 @@ impl StatusStore for PgStore {
              AND s.reblog_of_id IS NULL \
              AND (s.in_reply_to_account_id IS NULL OR s.in_reply_to_account_id = s.account_id)"
         );
+        let sql = sql.as_str();
         let mut out = Vec::new();
         // Every database holds public statuses: a page from each, merged.
         for db in self.dbs() {
-            let mut qb = QueryBuilder::<Postgres>::new(&sql);
-            push_page(&mut qb, "s.id", page);
-            let rows = qb
-                .build()
-                .fetch_all(Self::reader_of(db))
-                .await
-                .map_err(map_err)?;
+            let rows = db
+                .read(|pool| async move {
+                    let mut qb = QueryBuilder::<Postgres>::new(sql);
+                    push_page(&mut qb, "s.id", page);
+                    qb.build().fetch_all(pool).await
+                })
+                .await?;
             out.extend(statuses_from_rows(&rows)?);
         }
         out.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
@@ -563,15 +582,16 @@ impl StatusStore for PgStore {
     async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
         // The tag's rows are on the tag's shard, the statuses on their
         // authors': page the rows, then fetch the statuses.
-        let mut qb =
-            QueryBuilder::<Postgres>::new("SELECT status_id FROM status_tags WHERE tag = ");
-        qb.push_bind(tag.to_owned());
-        push_page(&mut qb, "status_id", page);
-        let rows = qb
-            .build()
-            .fetch_all(self.reader(ShardId::for_key(tag)))
-            .await
-            .map_err(map_err)?;
+        let rows = self
+            .reader(ShardId::for_key(tag))
+            .read(|pool| async move {
+                let mut qb =
+                    QueryBuilder::<Postgres>::new("SELECT status_id FROM status_tags WHERE tag = ");
+                qb.push_bind(tag.to_owned());
+                push_page(&mut qb, "status_id", page);
+                qb.build().fetch_all(pool).await
+            })
+            .await?;
         let ids: Vec<Id> = newest_first(rows.iter().map(|r| id(r, "status_id")).collect(), page);
         let mut by_id: HashMap<Id, Status> = self
             .statuses_by_id(&ids)
@@ -585,20 +605,23 @@ impl StatusStore for PgStore {
     async fn statuses_by_authors(&self, authors: &[Id], page: &Page) -> StoreResult<Vec<Status>> {
         // One indexed range read per author, each bounded by the page.
         let sql = format!("SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ");
+        let sql = sql.as_str();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for author in authors {
             if !seen.insert(*author) {
                 continue;
             }
-            let mut qb = QueryBuilder::<Postgres>::new(&sql);
-            qb.push_bind(author.as_i64());
-            push_page(&mut qb, "s.id", page);
-            let rows = qb
-                .build()
-                .fetch_all(self.reader(author.shard()))
-                .await
-                .map_err(map_err)?;
+            let author = *author;
+            let rows = self
+                .reader(author.shard())
+                .read(|pool| async move {
+                    let mut qb = QueryBuilder::<Postgres>::new(sql);
+                    qb.push_bind(author.as_i64());
+                    push_page(&mut qb, "s.id", page);
+                    qb.build().fetch_all(pool).await
+                })
+                .await?;
             out.extend(statuses_from_rows(&rows)?);
         }
         out.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
@@ -612,27 +635,32 @@ impl StatusStore for PgStore {
         offset: usize,
     ) -> StoreResult<Vec<String>> {
         let want = (limit + offset) as i64;
+        let upper = format!("{prefix}\u{10ffff}");
+        let upper = upper.as_str();
         let mut names = Vec::new();
         let mut rest = Vec::new();
         // A tag's row is on its shard; prefixes are spread everywhere.
         for db in self.dbs() {
-            let exact: Option<String> =
-                sqlx::query_scalar("SELECT name FROM tags WHERE name = $1 AND uses > 0")
-                    .bind(prefix)
-                    .fetch_optional(Self::reader_of(db))
-                    .await
-                    .map_err(map_err)?;
+            let exact: Option<String> = db
+                .read(|pool| {
+                    sqlx::query_scalar("SELECT name FROM tags WHERE name = $1 AND uses > 0")
+                        .bind(prefix)
+                        .fetch_optional(pool)
+                })
+                .await?;
             names.extend(exact);
-            let found: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM tags WHERE name > $1 AND name < $2 AND uses > 0 \
-                 ORDER BY name LIMIT $3",
-            )
-            .bind(prefix)
-            .bind(format!("{prefix}\u{10ffff}"))
-            .bind(want)
-            .fetch_all(Self::reader_of(db))
-            .await
-            .map_err(map_err)?;
+            let found: Vec<String> = db
+                .read(|pool| {
+                    sqlx::query_scalar(
+                        "SELECT name FROM tags WHERE name > $1 AND name < $2 AND uses > 0 \
+                         ORDER BY name LIMIT $3",
+                    )
+                    .bind(prefix)
+                    .bind(upper)
+                    .bind(want)
+                    .fetch_all(pool)
+                })
+                .await?;
             rest.extend(found);
         }
         rest.sort_unstable();
@@ -653,14 +681,19 @@ impl StatusStore for PgStore {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let found: Vec<i64> = sqlx::query_scalar(
-            "SELECT status_id FROM favourites WHERE account_id = $1 AND status_id = ANY($2)",
-        )
-        .bind(account_id.as_i64())
-        .bind(raw(ids))
-        .fetch_all(self.reader(account_id.shard()))
-        .await
-        .map_err(map_err)?;
+        let ids = raw(ids);
+        let found: Vec<i64> = self
+            .reader(account_id.shard())
+            .read(|pool| {
+                sqlx::query_scalar(
+                    "SELECT status_id FROM favourites \
+                     WHERE account_id = $1 AND status_id = ANY($2)",
+                )
+                .bind(account_id.as_i64())
+                .bind(&ids)
+                .fetch_all(pool)
+            })
+            .await?;
         Ok(super::rows::ids(found))
     }
 
