@@ -2,17 +2,20 @@
 //!
 //! Everything behind these seams may be lost at any time (a restarted Redis,
 //! a new process) without losing anything a user was promised; the store is
-//! the system of record. The crate holds two seams:
+//! the system of record. The crate holds four seams:
 //!
 //! - [`RateLimiter`]: fixed-window rate-limit buckets;
 //! - [`TimelineCache`]: the capped home (and other) timelines that fan-out
 //!   fills on write and readers page through, rebuilt from the store when
-//!   missing.
+//!   missing;
+//! - [`Invalidations`]: telling other processes' object caches of writes;
+//! - `Freshness`: which tokens wrote recently (their reads go to the
+//!   primary while replicas catch up).
 //!
-//! Each seam has an in-process adapter for the embedded shape
-//! ([`MemoryRateLimiter`], [`MemoryTimelineCache`]) and, later, a Redis one
-//! for the distributed shape, and one conformance suite (in `conformance`,
-//! behind the feature of that name) that every adapter passes.
+//! Each seam has an in-process adapter for the embedded shape and a Redis
+//! one for the distributed shape (feature `redis`), and one conformance
+//! suite (in `conformance`, behind the feature of that name, or beside the
+//! tests) that every adapter passes.
 
 pub mod freshness;
 pub mod invalidation;
