@@ -160,41 +160,34 @@ pub(crate) async fn remove_follow_in(
     Ok(gone > 0)
 }
 
-/// Removes the pending request `follower -> followee` from the follower's
-/// side if its id is at most `upto`; the id of the removed request.
-pub(crate) async fn remove_request_out(
-    conn: &mut PgConnection,
-    follower: Id,
-    followee: Id,
-    upto: Option<Id>,
-) -> StoreResult<Option<Id>> {
-    let gone: Option<i64> = sqlx::query_scalar(
-        "DELETE FROM follow_requests_out \
-         WHERE follower_id = $1 AND followee_id = $2 AND id <= $3 RETURNING id",
-    )
-    .bind(follower.as_i64())
-    .bind(followee.as_i64())
-    .bind(bound(upto))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(gone.map(Id::from_i64))
+/// Which side's copy of a follow request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RequestSide {
+    /// `follow_requests_out`, on the follower's shard.
+    Out,
+    /// `follow_requests_in`, on the followee's shard.
+    In,
 }
 
-/// Removes the pending request `follower -> followee` from the followee's
-/// side if its id is at most `upto`; the id of the removed request.
-pub(crate) async fn remove_request_in(
+/// Removes the pending request `follower -> followee` from `side` if its id
+/// is at most `upto`; the id of the removed request.
+pub(crate) async fn remove_request(
     conn: &mut PgConnection,
+    side: RequestSide,
     follower: Id,
     followee: Id,
     upto: Option<Id>,
 ) -> StoreResult<Option<Id>> {
-    let gone: Option<i64> = sqlx::query_scalar(
-        "DELETE FROM follow_requests_in \
-         WHERE followee_id = $1 AND follower_id = $2 AND id <= $3 RETURNING id",
-    )
-    .bind(followee.as_i64())
+    let table = match side {
+        RequestSide::Out => "follow_requests_out",
+        RequestSide::In => "follow_requests_in",
+    };
+    let gone: Option<i64> = sqlx::query_scalar(&format!(
+        "DELETE FROM {table} \
+         WHERE follower_id = $1 AND followee_id = $2 AND id <= $3 RETURNING id"
+    ))
     .bind(follower.as_i64())
+    .bind(followee.as_i64())
     .bind(bound(upto))
     .fetch_optional(&mut *conn)
     .await
@@ -279,7 +272,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
             large_version,
         } => {
             // The follower's side dropped its request when it followed.
-            remove_request_in(conn, *follower, *followee, None).await?;
+            remove_request(conn, RequestSide::In, *follower, *followee, None).await?;
             if blocked_since(conn, *followee, *follower, *id).await? {
                 answer.push(Op {
                     target: follower.shard(),
@@ -409,7 +402,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
             followee,
             request,
         } => {
-            remove_request_in(conn, *follower, *followee, Some(*request)).await?;
+            remove_request(conn, RequestSide::In, *follower, *followee, Some(*request)).await?;
         }
         Action::Authorized {
             follower,
@@ -426,7 +419,8 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
             // with it). One that is not the request authorized (withdrawn
             // and asked again meanwhile) may have reached the followee's
             // side after the authorization: it goes there too.
-            let consumed = remove_request_out(conn, *follower, *followee, None).await?;
+            let consumed =
+                remove_request(conn, RequestSide::Out, *follower, *followee, None).await?;
             if let Some(other) = consumed.filter(|r| r != request) {
                 answer.push(Op {
                     target: followee.shard(),
@@ -493,7 +487,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
             followee,
             request,
         } => {
-            remove_request_out(conn, *follower, *followee, Some(*request)).await?;
+            remove_request(conn, RequestSide::Out, *follower, *followee, Some(*request)).await?;
         }
         Action::UnfollowOut {
             follower,

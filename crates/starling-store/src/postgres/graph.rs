@@ -17,7 +17,7 @@ use starling_domain::{Account, EventKind, FollowOptions, Id, Page, Relationship,
 
 use super::apply::{
     bump_account, exec_options, insert_follow_out, large_of, lock_pair, remove_follow_out,
-    remove_request_in, remove_request_out, sever,
+    remove_request, sever, RequestSide,
 };
 use super::mirror::Action;
 use super::rows::{
@@ -214,7 +214,7 @@ impl PgStore {
             return Ok(FollowOutcome::Requested);
         }
         // A request left from when the account was locked becomes the follow.
-        remove_request_out(side.conn(), follower, followee, None).await?;
+        remove_request(side.conn(), RequestSide::Out, follower, followee, None).await?;
         let inserted = insert_follow_out(
             side.conn(),
             follower,
@@ -280,7 +280,9 @@ impl PgStore {
             self.commit(side).await?;
             return Ok(true);
         }
-        if let Some(request) = remove_request_out(side.conn(), follower, followee, None).await? {
+        if let Some(request) =
+            remove_request(side.conn(), RequestSide::Out, follower, followee, None).await?
+        {
             side.mirror(
                 followee.shard(),
                 Action::WithdrawIn {
@@ -363,7 +365,9 @@ impl PgStore {
     async fn reject_follow_request_once(&self, account: Id, requester: Id) -> StoreResult<bool> {
         let mut side = self.first_side(account.shard()).await?;
         lock_pair(side.conn(), account, requester).await?;
-        let Some(request) = remove_request_in(side.conn(), requester, account, None).await? else {
+        let Some(request) =
+            remove_request(side.conn(), RequestSide::In, requester, account, None).await?
+        else {
             return Ok(false);
         };
         side.mirror(
