@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services that the distributed adapters' tests use are up:
-# PostgreSQL (5432), Redis (6379) and NATS with JetStream (4222) on loopback.
+# PostgreSQL (5432), Redis (6379) and NATS with JetStream (4222) on loopback,
+# and PgBouncer in transaction pooling mode in front of that PostgreSQL
+# (6432; scripts/pgbouncer.sh start-test, built from source the first time).
 # Starts any that does not answer, installing it from Debian's packages when
 # it is missing. Usage: scripts/services.sh ensure | status
 set -euo pipefail
@@ -49,10 +51,17 @@ ensure_nats() {
   wait_up 4222 NATS
 }
 
+ensure_pgbouncer() {
+  up 6432 && return 0
+  bash "$(dirname "${BASH_SOURCE[0]}")/pgbouncer.sh" start-test >/dev/null
+}
+
 case "${1:-ensure}" in
-  ensure) ensure_postgres; ensure_redis; ensure_nats; log "PostgreSQL, Redis and NATS are up" ;;
+  ensure)
+    ensure_postgres; ensure_redis; ensure_nats; ensure_pgbouncer
+    log "PostgreSQL, Redis, NATS and PgBouncer are up" ;;
   status)
-    for s in "5432 PostgreSQL" "6379 Redis" "4222 NATS"; do
+    for s in "5432 PostgreSQL" "6379 Redis" "4222 NATS" "6432 PgBouncer"; do
       set -- $s; if up "$1"; then echo "$2: up"; else echo "$2: down"; fi
     done ;;
   *) echo "usage: $0 ensure|status" >&2; exit 2 ;;

@@ -301,8 +301,12 @@ pub struct StatusTagJson {
     pub url: String,
 }
 
+/// The part of a status's JSON that depends on the status alone (and its
+/// author's username, which never changes): everything but the author,
+/// the mentions, the viewer's flags and the boosted status. Rendered once
+/// per version of a status and reused ([`crate::render`]).
 #[derive(Serialize)]
-pub struct StatusJson {
+pub struct StatusCoreJson {
     pub id: String,
     pub created_at: String,
     pub in_reply_to_id: Option<String>,
@@ -318,32 +322,23 @@ pub struct StatusJson {
     pub favourites_count: i64,
     pub quotes_count: i64,
     pub edited_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub favourited: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reblogged: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub muted: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bookmarked: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pinned: Option<bool>,
     pub content: String,
     pub filtered: Vec<serde_json::Value>,
-    pub reblog: Option<Box<StatusJson>>,
     pub application: Option<serde_json::Value>,
-    pub account: AccountJson,
     pub media_attachments: Vec<serde_json::Value>,
-    pub mentions: Vec<MentionJson>,
     pub tags: Vec<StatusTagJson>,
     pub emojis: Vec<serde_json::Value>,
     pub card: Option<serde_json::Value>,
     pub poll: Option<serde_json::Value>,
     pub quote: Option<serde_json::Value>,
-    pub quote_approval: serde_json::Value,
-    /// The source text: only on the answer to DELETE (delete and redraft).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub quote_approval: QuoteApprovalJson,
+}
+
+#[derive(Serialize)]
+pub struct QuoteApprovalJson {
+    pub automatic: [&'static str; 0],
+    pub manual: [&'static str; 0],
+    pub current_user: &'static str,
 }
 
 /// `/tags/<name>` with the name percent-encoded.
@@ -358,13 +353,11 @@ fn tag_url(s: &ApiSettings, name: &str) -> String {
     url.to_string()
 }
 
-impl StatusJson {
+impl StatusCoreJson {
     pub fn new(v: &StatusView, s: &ApiSettings) -> Self {
         let st = &v.status;
-        let account = AccountJson::new(&v.account, s);
         let permalink = s.url(&format!("/@{}/{}", v.account.username, st.id));
         let uri = s.url(&format!("/users/{}/statuses/{}", v.account.username, st.id));
-        let own = v.viewer.is_some_and(|f| f.own);
         Self {
             id: st.id.to_string(),
             created_at: datetime(st.created_at_ms),
@@ -381,27 +374,10 @@ impl StatusJson {
             favourites_count: st.favourites_count,
             quotes_count: 0,
             edited_at: None,
-            favourited: v.viewer.map(|f| f.favourited),
-            reblogged: v.viewer.map(|f| f.reblogged),
-            muted: v.viewer.map(|f| f.muted),
-            bookmarked: v.viewer.map(|_| false),
-            pinned: own.then_some(false),
             content: st.content.clone(),
             filtered: vec![],
-            reblog: v.reblog.as_ref().map(|r| Box::new(Self::new(r, s))),
             application: None,
-            account,
             media_attachments: vec![],
-            mentions: v
-                .mentions
-                .iter()
-                .map(|a| MentionJson {
-                    id: a.id.to_string(),
-                    username: a.username.clone(),
-                    url: s.url(&format!("/@{}", a.username)),
-                    acct: a.username.clone(),
-                })
-                .collect(),
             tags: st
                 .tags
                 .iter()
@@ -414,13 +390,50 @@ impl StatusJson {
             card: None,
             poll: None,
             quote: None,
-            quote_approval: serde_json::json!({"automatic": [], "manual": [], "current_user": "denied"}),
-            text: None,
+            quote_approval: QuoteApprovalJson {
+                automatic: [],
+                manual: [],
+                current_user: "denied",
+            },
         }
+    }
+}
+
+/// A status as Mastodon renders it, already serialized
+/// ([`crate::render::write_status`] is the one place that writes it).
+pub struct StatusJson(Box<serde_json::value::RawValue>);
+
+impl StatusJson {
+    pub fn new(v: &StatusView, s: &ApiSettings) -> Self {
+        Self::render(v, s, None)
+    }
+
+    /// As [`StatusJson::new`], with the source `text` (only on the answer
+    /// to DELETE: delete and redraft).
+    pub fn with_text(v: &StatusView, s: &ApiSettings, text: &str) -> Self {
+        Self::render(v, s, Some(text))
+    }
+
+    fn render(v: &StatusView, s: &ApiSettings, text: Option<&str>) -> Self {
+        let mut out = Vec::with_capacity(2048);
+        crate::render::write_status(&mut out, v, s, None, text);
+        // The renderer writes JSON only through serde_json; parsing it back
+        // cannot fail, but never panic on a request path.
+        let raw = String::from_utf8(out)
+            .ok()
+            .and_then(|json| serde_json::value::RawValue::from_string(json).ok())
+            .unwrap_or_else(|| serde_json::value::RawValue::NULL.to_owned());
+        Self(raw)
     }
 
     pub fn list(views: &[StatusView], s: &ApiSettings) -> Vec<Self> {
         views.iter().map(|v| Self::new(v, s)).collect()
+    }
+}
+
+impl Serialize for StatusJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod middleware;
 pub mod middleware_fresh;
 pub mod pagination;
 pub mod params;
+pub mod render;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub limiter: Arc<dyn RateLimiter>,
     pub settings: Arc<ApiSettings>,
     stats: Arc<routes::instance::StatsCache>,
+    /// Rendered JSON of recently shown statuses and accounts.
+    pub render: Arc<render::RenderCache>,
     /// Read-your-writes marks, when the store has read replicas
     /// ([`middleware_fresh`]).
     fresh: Option<Arc<dyn Freshness>>,
@@ -62,6 +65,7 @@ impl AppState {
             limiter,
             settings: Arc::new(settings),
             stats: Arc::new(routes::instance::StatsCache::default()),
+            render: Arc::new(render::RenderCache::default()),
             fresh: None,
         }
     }

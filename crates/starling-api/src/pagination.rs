@@ -109,6 +109,28 @@ pub fn paged<T: Serialize>(
     items: Vec<T>,
     cursors: &[Id],
 ) -> Response {
+    with_link(settings, uri, cursors, Json(items).into_response())
+}
+
+/// As [`paged`], for a list already serialized as a JSON array.
+pub fn paged_json(settings: &ApiSettings, uri: &Uri, body: Vec<u8>, cursors: &[Id]) -> Response {
+    let response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    with_link(settings, uri, cursors, response)
+}
+
+fn with_link(
+    settings: &ApiSettings,
+    uri: &Uri,
+    cursors: &[Id],
+    mut response: Response,
+) -> Response {
     let mut base = settings.public_url.clone();
     base.set_path(uri.path());
     let link = link_header(
@@ -117,7 +139,6 @@ pub fn paged<T: Serialize>(
         cursors.first().copied(),
         cursors.last().copied(),
     );
-    let mut response = Json(items).into_response();
     if let Some(value) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LINK, value);
     }

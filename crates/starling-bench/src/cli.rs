@@ -86,9 +86,21 @@ pub struct SeedArgs {
     #[arg(long, default_value = "u")]
     pub username_prefix: String,
     /// The server's data directory to seed into (its `starling.db` must be
-    /// empty or absent, and the server stopped). Ignored with --target.
+    /// empty or absent, and the server stopped). With --config or
+    /// --target, only where the users file goes.
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Seed the store this Starling configuration file names instead of
+    /// <data-dir>/starling.db: the file `starling --config` reads (STARLING_*
+    /// environment variables apply too), e.g. the distributed shape's
+    /// sharded PostgreSQL (`store.kind = "postgres"`; migrated here if
+    /// needed, so name the primaries directly, not through PgBouncer, as
+    /// for `starling migrate`: scripts/cluster's migrate.toml). Its
+    /// databases must hold no accounts and no starling process may run
+    /// against them. Its large_account_threshold and public_url apply
+    /// unless given below.
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    pub config: Option<PathBuf>,
     /// Where to write the users file (ids, usernames, tokens, follower
     /// counts) that `run` reads [default: <data-dir>/bench-users.tsv].
     #[arg(long, value_name = "FILE")]
@@ -103,15 +115,17 @@ pub struct SeedArgs {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Base URL the server will run under: rendered into the links of
-    /// seeded posts (hashtags), as the server would have.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub public_url: String,
+    /// seeded posts (hashtags), as the server would have [default: the
+    /// configuration's public_url with --config, else
+    /// http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// The server's large_account_threshold: accounts with this many
     /// followers are marked large (merged into home timelines at read
-    /// time).
-    #[arg(long, default_value_t = 10_000)]
-    pub large_account_threshold: i64,
-    /// Rows per bulk-load call (one transaction each).
+    /// time) [default: the configuration's with --config, else 10000].
+    #[arg(long, value_name = "N")]
+    pub large_account_threshold: Option<i64>,
+    /// Rows per bulk-load call (one transaction each, per database).
     #[arg(long, default_value_t = 20_000)]
     pub batch: usize,
     /// Keep every index in place while loading instead of building the big

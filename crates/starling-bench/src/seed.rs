@@ -2,10 +2,15 @@
 //!
 //! Going through the HTTP API would cost a password hash per account and a
 //! transaction per follow (days for a million accounts), so this writes
-//! straight into the data directory of a stopped server through the
-//! [`BulkLoad`] seam, in three phases, each a pipeline: a generator thread
-//! builds batches of rows (ids, token hashes, rendered HTML) while the
-//! writer loads the previous batch, so the two cores both work.
+//! straight into the store of a stopped server through the [`BulkLoad`]
+//! seam: the SQLite file in `--data-dir`, or, with `--config`, the store
+//! a Starling configuration file names (the distributed shape's PostgreSQL
+//! shards, each row and each side of a follow on the database of its
+//! shard; the configuration is read by the server's own code, so the seed
+//! lands where the server will look). It runs in three phases, each a
+//! pipeline: a generator thread builds batches of rows (ids, token hashes,
+//! rendered HTML) while the writer loads the previous batch, so the two
+//! cores both work.
 //!
 //! 1. **accounts**: every account with one access token for the bench app
 //!    (only its SHA-256 is stored, as the server does; the text goes to the
@@ -19,7 +24,9 @@
 //!    times, a fifth of them with a hashtag (so tag timelines have data).
 //!
 //! Then `finish_bulk` builds the deferred indexes, derives the counters and
-//! marks the large accounts. Bulk loads emit no events (see
+//! marks the large accounts (with `--config`, the configuration's
+//! `large_account_threshold` and `public_url` apply unless given as
+//! options). Bulk loads emit no events (see
 //! [`starling_store::bulk`]); home timelines are built by the server when
 //! each user first reads (run with `--warmup`).
 
@@ -32,6 +39,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use starling::store_open::{open_configured_store, sqlite_path, ConfiguredStore};
 use starling_domain::oauth::{AccessToken, App, OOB};
 use starling_domain::{
     Account, Clock, Id, ScopeSet, Secret, ShardId, Status, SystemClock, Visibility,
@@ -188,26 +196,111 @@ fn bar(multi: &MultiProgress, name: &str, len: u64) -> ProgressBar {
 /// Batches flow from the generator thread to the writer through this.
 const PIPELINE_DEPTH: usize = 4;
 
-/// Seeds `args.data_dir` through the store.
+/// Where a store seed goes, and the settings it takes from there.
+struct Destination {
+    /// For the report and messages: the file, or the databases.
+    via: String,
+    /// What to do when the store already has accounts.
+    not_empty_hint: &'static str,
+    large_account_threshold: i64,
+    public_url: String,
+}
+
+/// The server's defaults, for a seed without `--config`.
+const DEFAULT_LARGE_ACCOUNT_THRESHOLD: i64 = 10_000;
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+/// Seeds through the store: `<data-dir>/starling.db`, or with `--config`
+/// the store that configuration names (SQLite file or PostgreSQL shards).
 pub async fn seed_store(args: &SeedArgs) -> anyhow::Result<SeedReport> {
     if args.users < 2 {
         bail!("--users must be at least 2");
     }
-    let started = Instant::now();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let db_path = args.data_dir.join("starling.db");
-    let store = Arc::new(
-        SqliteStore::open(&db_path, 2)
+    let Some(config_file) = &args.config else {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating {}", args.data_dir.display()))?;
+        let db_path = args.data_dir.join("starling.db");
+        let store = SqliteStore::open(&db_path, 2)
             .await
-            .with_context(|| format!("opening {}", db_path.display()))?,
-    );
+            .with_context(|| format!("opening {}", db_path.display()))?;
+        let to = Destination {
+            via: format!("store ({})", db_path.display()),
+            not_empty_hint: "seed into an empty --data-dir (with the server stopped)",
+            large_account_threshold: args
+                .large_account_threshold
+                .unwrap_or(DEFAULT_LARGE_ACCOUNT_THRESHOLD),
+            public_url: args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
+        };
+        let mut report = seed_into(&store, args, &to).await?;
+        report.disk_bytes = disk_usage(&db_path);
+        return Ok(report);
+    };
+
+    // The configuration the server reads (file, then STARLING_* variables).
+    let config = starling::Config::load(
+        Some(config_file.as_path()),
+        &starling::FlagOverrides::default(),
+    )
+    .with_context(|| format!("reading {}", config_file.display()))?;
+    let to = |via: String, not_empty_hint| Destination {
+        via,
+        not_empty_hint,
+        large_account_threshold: args
+            .large_account_threshold
+            .unwrap_or(config.large_account_threshold),
+        public_url: args
+            .public_url
+            .clone()
+            .or_else(|| config.public_url.clone())
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
+    };
+    match open_configured_store(&config).await? {
+        ConfiguredStore::Sqlite(store) => {
+            let db_path = sqlite_path(&config);
+            let to = to(
+                format!("store ({})", db_path.display()),
+                "seed into an empty data_dir (with the server stopped)",
+            );
+            let mut report = seed_into(&store, args, &to).await?;
+            report.disk_bytes = disk_usage(&db_path);
+            Ok(report)
+        }
+        ConfiguredStore::Postgres(store) => {
+            let to = to(
+                format!(
+                    "PostgreSQL ({} physical databases of {})",
+                    store.physical_count(),
+                    config_file.display()
+                ),
+                "seed into empty databases (migrated or not, with every starling process stopped)",
+            );
+            let seeded = seed_into(&store, args, &to).await;
+            let disk = store.database_bytes().await.ok();
+            store.close().await;
+            let mut report = seeded?;
+            report.disk_bytes = disk;
+            Ok(report)
+        }
+    }
+}
+
+/// Seeds `store` (any adapter with the bulk-load seam).
+async fn seed_into<S: Store + BulkLoad>(
+    store: &S,
+    args: &SeedArgs,
+    to: &Destination,
+) -> anyhow::Result<SeedReport> {
+    let started = Instant::now();
     store.migrate().await.context("migrating the database")?;
     let existing = store.count_accounts().await?;
     if existing > 0 {
         bail!(
-            "{} already holds {existing} accounts: seed into an empty --data-dir (with the server stopped)",
-            db_path.display()
+            "{} already holds {existing} accounts: {}",
+            to.via,
+            to.not_empty_hint
         );
     }
     let multi = MultiProgress::with_draw_target(if args.quiet {
@@ -379,7 +472,7 @@ pub async fn seed_store(args: &SeedArgs) -> anyhow::Result<SeedReport> {
     let generator = {
         let (network, account_ids, batch) = (network.clone(), account_ids.clone(), args.batch);
         let names: Arc<Vec<String>> = Arc::new(users.iter().map(|u| u.username.clone()).collect());
-        let base = args.public_url.trim_end_matches('/').to_owned();
+        let base = to.public_url.trim_end_matches('/').to_owned();
         let app_id = app.id;
         tokio::task::spawn_blocking(move || {
             let mut ids = SyntheticIds::default();
@@ -437,7 +530,7 @@ pub async fn seed_store(args: &SeedArgs) -> anyhow::Result<SeedReport> {
     spinner.enable_steady_tick(Duration::from_millis(200));
     let finished = store
         .finish_bulk(&FinishOptions {
-            large_account_threshold: args.large_account_threshold,
+            large_account_threshold: to.large_account_threshold,
         })
         .await?;
     spinner.finish_and_clear();
@@ -459,14 +552,14 @@ pub async fn seed_store(args: &SeedArgs) -> anyhow::Result<SeedReport> {
     let mut sorted: Vec<u32> = followers.clone();
     sorted.sort_unstable();
     Ok(SeedReport {
-        via: format!("store ({})", db_path.display()),
+        via: to.via.clone(),
         users: users.len() as u64,
         follows,
         statuses,
         phases,
         total_seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss(),
-        disk_bytes: disk_usage(&db_path),
+        disk_bytes: None,
         large_accounts: finished.large_accounts,
         max_followers: sorted.last().copied().unwrap_or(0),
         median_followers: sorted.get(sorted.len() / 2).copied().unwrap_or(0),

@@ -26,13 +26,14 @@ fn seed_args(dir: &Path, users: u32) -> SeedArgs {
         seed: 7,
         username_prefix: "u".into(),
         data_dir: dir.to_path_buf(),
+        config: None,
         users_file: None,
         target: None,
         concurrency: 4,
-        public_url: "http://127.0.0.1:8080".into(),
+        public_url: None,
         // Low, so the most followed account is large and the merge-at-read
         // path is exercised.
-        large_account_threshold: 60,
+        large_account_threshold: Some(60),
         batch: 64,
         keep_indexes: false,
         password: "bench-password".into(),

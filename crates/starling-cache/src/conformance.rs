@@ -9,8 +9,12 @@
 //!   cheap to test; the cases read it with [`TimelineCache::cap`]. Owners
 //!   get fresh ids in every case, so a shared Redis works too. Idle expiry
 //!   and size bounds are adapter policy and are tested by each adapter.
+//! - [`shared_objects_conformance_suite!`]: adapters get a fresh
+//!   [`SharedObjects`]; batches keep their order, fills never replace a
+//!   value or a tombstone, entries and tombstones expire (short TTLs, waited
+//!   for on the adapter's clock), 500-id batches, kinds apart.
 //!
-//! Both macros also take `optional $make`, for adapters of a server that
+//! The macros also take `optional $make`, for adapters of a server that
 //! may be absent (Redis): `$make` then returns an `Option` of what it
 //! returns otherwise, and `None` (the server is not there) makes the case
 //! return at once and pass; the server's test kit prints why.
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use starling_domain::{Id, IdGenerator, ManualClock, Page, ShardId};
 
-use crate::{RateLimiter, Rule, TimelineCache, TimelineEntry};
+use crate::{ObjectKind, RateLimiter, Rule, SharedObjects, TimelineCache, TimelineEntry};
 
 #[macro_export]
 macro_rules! rate_limit_conformance_suite {
@@ -558,4 +562,298 @@ pub async fn ids_order_exactly_at_64_bits(cache: &dyn TimelineCache) {
 
     cache.remove(owner, &[e[4].id]).await.expect("remove");
     assert_eq!(all_of(cache, owner).await, pick(&[5, 3, 2, 1, 0]));
+}
+
+/// Generates one `#[tokio::test]` per case of the shared object seam
+/// ([`SharedObjects`]). `$make` is an async fn returning `(objects,
+/// guard)`, or with `optional`, an `Option` of that. Ids are fresh in every
+/// case, so a shared Redis works too. Expiry is waited for on the adapter's
+/// own clock (Redis keeps time itself), with short TTLs and a deadline; no
+/// case asserts how fast anything is.
+#[macro_export]
+macro_rules! shared_objects_conformance_suite {
+    (optional $make:path) => {
+        $crate::shared_objects_conformance_suite!(@list @optional_cases $make);
+    };
+    ($make:path) => {
+        $crate::shared_objects_conformance_suite!(@list @cases $make);
+    };
+    (@list @$arm:ident $make:path) => {
+        $crate::shared_objects_conformance_suite!(@$arm $make;
+            objects_batch_get_answers_each_id_in_order,
+            objects_fill_keeps_what_is_there,
+            objects_fill_is_refused_on_a_tombstone_until_it_expires,
+            objects_entries_expire,
+            objects_large_batches_in_one_call,
+            objects_kinds_are_independent,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (objects, _guard) = $make().await;
+                $crate::conformance::$case(&*objects).await;
+            }
+        )*
+    };
+    (@optional_cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some((objects, _guard)) = $make().await else {
+                    return;
+                };
+                $crate::conformance::$case(&*objects).await;
+            }
+        )*
+    };
+}
+
+/// Long enough never to run out during a case.
+const LONG: Duration = Duration::from_secs(60);
+/// Short enough to wait for.
+const SHORT: Duration = Duration::from_millis(300);
+/// How long a case waits for an expiry before it fails.
+const EXPIRY_DEADLINE: Duration = Duration::from_secs(10);
+
+fn object_ids(n: usize) -> Vec<Id> {
+    let ids = IdGenerator::new();
+    (0..n)
+        .map(|_| ids.next(ShardId::for_key("objects-conformance")))
+        .collect()
+}
+
+fn value(id: Id, version: u8) -> Vec<u8> {
+    format!("v{version}:{id}").into_bytes()
+}
+
+async fn get_one(objects: &dyn SharedObjects, kind: ObjectKind, id: Id) -> Option<Vec<u8>> {
+    let mut got = objects.get_many(kind, &[id]).await.expect("get_many");
+    assert_eq!(got.len(), 1);
+    got.pop().flatten()
+}
+
+/// Waits until `done` holds (checked every 20 ms), failing after the
+/// deadline.
+async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < EXPIRY_DEADLINE,
+            "{what}: not within {EXPIRY_DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn objects_batch_get_answers_each_id_in_order(objects: &dyn SharedObjects) {
+    let ids = object_ids(4);
+    let kind = ObjectKind::Status;
+    assert_eq!(objects.get_many(kind, &[]).await.expect("empty"), vec![]);
+    objects
+        .put_many(
+            kind,
+            &[(ids[0], value(ids[0], 1)), (ids[2], value(ids[2], 1))],
+            LONG,
+        )
+        .await
+        .expect("put_many");
+    objects.put_many(kind, &[], LONG).await.expect("no items");
+    let got = objects
+        .get_many(kind, &[ids[3], ids[0], ids[1], ids[2], ids[0]])
+        .await
+        .expect("get_many");
+    assert_eq!(
+        got,
+        vec![
+            None,
+            Some(value(ids[0], 1)),
+            None,
+            Some(value(ids[2], 1)),
+            Some(value(ids[0], 1)),
+        ]
+    );
+    // Empty values are not stored (they could not be told from nothing).
+    objects
+        .put_many(kind, &[(ids[1], Vec::new())], LONG)
+        .await
+        .expect("put_many");
+    assert_eq!(get_one(objects, kind, ids[1]).await, None);
+}
+
+pub async fn objects_fill_keeps_what_is_there(objects: &dyn SharedObjects) {
+    let ids = object_ids(2);
+    let kind = ObjectKind::Account;
+    objects
+        .put_many(kind, &[(ids[0], value(ids[0], 1))], LONG)
+        .await
+        .expect("put_many");
+    // A second fill (say from a slower reader) does not replace the first.
+    objects
+        .put_many(
+            kind,
+            &[(ids[0], value(ids[0], 2)), (ids[1], value(ids[1], 2))],
+            LONG,
+        )
+        .await
+        .expect("put_many");
+    assert_eq!(
+        objects.get_many(kind, &ids).await.expect("get_many"),
+        vec![Some(value(ids[0], 1)), Some(value(ids[1], 2))]
+    );
+}
+
+pub async fn objects_fill_is_refused_on_a_tombstone_until_it_expires(objects: &dyn SharedObjects) {
+    let ids = object_ids(3);
+    let (cached, never_cached, other) = (ids[0], ids[1], ids[2]);
+    let kind = ObjectKind::Status;
+    objects
+        .put_many(
+            kind,
+            &[(cached, value(cached, 1)), (other, value(other, 1))],
+            LONG,
+        )
+        .await
+        .expect("put_many");
+    objects
+        .invalidate_many(kind, &[cached, never_cached], LONG)
+        .await
+        .expect("invalidate_many");
+    // A tombstone reads as a miss, and a late fill (a reader that read the
+    // row before the write) does not get past it.
+    assert_eq!(get_one(objects, kind, cached).await, None);
+    objects
+        .put_many(
+            kind,
+            &[
+                (cached, value(cached, 1)),
+                (never_cached, value(never_cached, 1)),
+            ],
+            LONG,
+        )
+        .await
+        .expect("put_many");
+    assert_eq!(
+        objects
+            .get_many(kind, &[cached, never_cached, other])
+            .await
+            .expect("get_many"),
+        vec![None, None, Some(value(other, 1))],
+        "tombstones hold; other ids are untouched"
+    );
+    // Invalidating again renews the tombstone (here: with a short one),
+    // and once it is gone a fill lands again.
+    objects
+        .invalidate_many(kind, &[cached], SHORT)
+        .await
+        .expect("invalidate_many");
+    objects
+        .put_many(kind, &[(cached, value(cached, 2))], LONG)
+        .await
+        .expect("put_many");
+    assert_eq!(get_one(objects, kind, cached).await, None);
+    eventually("a fill after the tombstone expired", || async {
+        objects
+            .put_many(kind, &[(cached, value(cached, 3))], LONG)
+            .await
+            .expect("put_many");
+        get_one(objects, kind, cached).await.is_some()
+    })
+    .await;
+    assert_eq!(get_one(objects, kind, cached).await, Some(value(cached, 3)));
+    assert_eq!(get_one(objects, kind, never_cached).await, None);
+}
+
+pub async fn objects_entries_expire(objects: &dyn SharedObjects) {
+    let ids = object_ids(2);
+    let (brief, lasting) = (ids[0], ids[1]);
+    let kind = ObjectKind::Account;
+    objects
+        .put_many(kind, &[(brief, value(brief, 1))], SHORT)
+        .await
+        .expect("put_many");
+    objects
+        .put_many(kind, &[(lasting, value(lasting, 1))], LONG)
+        .await
+        .expect("put_many");
+    eventually("the short entry expires", || async {
+        get_one(objects, kind, brief).await.is_none()
+    })
+    .await;
+    assert_eq!(
+        get_one(objects, kind, lasting).await,
+        Some(value(lasting, 1))
+    );
+    // An expired entry is no obstacle to a fill.
+    objects
+        .put_many(kind, &[(brief, value(brief, 2))], LONG)
+        .await
+        .expect("put_many");
+    assert_eq!(get_one(objects, kind, brief).await, Some(value(brief, 2)));
+}
+
+pub async fn objects_large_batches_in_one_call(objects: &dyn SharedObjects) {
+    let ids = object_ids(1_000);
+    let (cached, missing) = ids.split_at(500);
+    let kind = ObjectKind::Status;
+    // About the size of a status entry each.
+    let big = |id: Id| {
+        let mut v = value(id, 1);
+        v.resize(400, b'x');
+        v
+    };
+    let items: Vec<(Id, Vec<u8>)> = cached.iter().map(|id| (*id, big(*id))).collect();
+    objects
+        .put_many(kind, &items, LONG)
+        .await
+        .expect("put_many");
+    // Hits and misses interleaved.
+    let asked: Vec<Id> = cached
+        .iter()
+        .zip(missing)
+        .flat_map(|(c, m)| [*m, *c])
+        .collect();
+    let got = objects.get_many(kind, &asked).await.expect("get_many");
+    assert_eq!(got.len(), 1_000);
+    for (i, (id, v)) in asked.iter().zip(&got).enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(v, &None, "{id} was never stored");
+        } else {
+            assert_eq!(v.as_deref(), Some(big(*id).as_slice()), "{id}");
+        }
+    }
+    objects
+        .invalidate_many(kind, &cached[..250], LONG)
+        .await
+        .expect("invalidate_many");
+    let got = objects.get_many(kind, cached).await.expect("get_many");
+    assert!(got[..250].iter().all(Option::is_none));
+    assert!(got[250..].iter().all(Option::is_some));
+}
+
+pub async fn objects_kinds_are_independent(objects: &dyn SharedObjects) {
+    let id = object_ids(1)[0];
+    objects
+        .put_many(ObjectKind::Account, &[(id, value(id, 1))], LONG)
+        .await
+        .expect("put_many");
+    assert_eq!(get_one(objects, ObjectKind::Status, id).await, None);
+    objects
+        .put_many(ObjectKind::Status, &[(id, value(id, 2))], LONG)
+        .await
+        .expect("put_many");
+    objects
+        .invalidate_many(ObjectKind::Account, &[id], LONG)
+        .await
+        .expect("invalidate_many");
+    assert_eq!(get_one(objects, ObjectKind::Account, id).await, None);
+    assert_eq!(
+        get_one(objects, ObjectKind::Status, id).await,
+        Some(value(id, 2))
+    );
 }

@@ -2,13 +2,16 @@
 //!
 //! Everything behind these seams may be lost at any time (a restarted Redis,
 //! a new process) without losing anything a user was promised; the store is
-//! the system of record. The crate holds four seams:
+//! the system of record. The crate holds five seams:
 //!
 //! - [`RateLimiter`]: fixed-window rate-limit buckets;
 //! - [`TimelineCache`]: the capped home (and other) timelines that fan-out
 //!   fills on write and readers page through, rebuilt from the store when
 //!   missing;
 //! - [`Invalidations`]: telling other processes' object caches of writes;
+//! - [`SharedObjects`]: the object cache's shared second level (encoded
+//!   accounts and statuses by id, [`object_codec`]), with tombstones so a
+//!   late fill cannot undo an invalidation;
 //! - `Freshness`: which tokens wrote recently (their reads go to the
 //!   primary while replicas catch up).
 //!
@@ -19,7 +22,10 @@
 
 pub mod freshness;
 pub mod invalidation;
+pub mod memory_objects;
 pub mod memory_timeline;
+pub mod object_codec;
+pub mod objects;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_conn;
@@ -28,6 +34,8 @@ pub mod redis_freshness;
 #[cfg(feature = "redis")]
 pub mod redis_invalidation;
 #[cfg(feature = "redis")]
+pub mod redis_objects;
+#[cfg(feature = "redis")]
 pub mod redis_rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis_timeline;
@@ -35,7 +43,10 @@ pub mod timeline;
 
 pub use freshness::{Freshness, MemoryFreshness, WriterKey};
 pub use invalidation::{Invalidation, InvalidationHandler, Invalidations, LocalInvalidations};
+pub use memory_objects::MemorySharedObjects;
 pub use memory_timeline::MemoryTimelineCache;
+pub use object_codec::CachedObject;
+pub use objects::{ObjectKind, SharedObjects};
 pub use rate_limit::{Decision, MemoryRateLimiter, RateLimiter, Rule};
 #[cfg(feature = "redis")]
 pub use redis_conn::RETRY_AFTER as REDIS_RETRY_AFTER;
@@ -43,6 +54,8 @@ pub use redis_conn::RETRY_AFTER as REDIS_RETRY_AFTER;
 pub use redis_freshness::RedisFreshness;
 #[cfg(feature = "redis")]
 pub use redis_invalidation::RedisInvalidations;
+#[cfg(feature = "redis")]
+pub use redis_objects::RedisSharedObjects;
 #[cfg(feature = "redis")]
 pub use redis_rate_limit::RedisRateLimiter;
 #[cfg(feature = "redis")]

@@ -212,6 +212,17 @@ impl RedisConn {
     }
 }
 
+/// A key prefix must not hold a hash tag of its own: Redis Cluster hashes
+/// the first `{...}` of a key, which must be the one the adapter puts there.
+pub(crate) fn check_key_prefix(prefix: &str) -> CacheResult<()> {
+    if prefix.is_empty() || prefix.contains(['{', '}']) {
+        return Err(CacheError(format!(
+            "invalid Redis key prefix {prefix:?}: it must be non-empty, without braces"
+        )));
+    }
+    Ok(())
+}
+
 /// A TTL Redis accepts: at least 1 ms, at most a century.
 pub(crate) fn ttl_ms(d: Duration) -> i64 {
     const CENTURY_MS: i64 = 100 * 365 * 24 * 3600 * 1000;

@@ -1,6 +1,7 @@
 //! The in-memory adapters against the cache conformance suites, plus the
 //! memory timeline cache's own policy (idle expiry, the bound on how many
-//! timelines it holds), tested with a hand-moved clock.
+//! timelines it holds), tested with a hand-moved clock, and the memory
+//! shared object level's expiry on its clock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,5 +170,62 @@ mod timelines {
         assert!(!exists(&cache, owner(5)).await);
         assert!(exists(&cache, owner(6)).await);
         assert!(exists(&cache, owner(100)).await);
+    }
+}
+
+mod objects {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use starling_cache::{MemorySharedObjects, ObjectKind, SharedObjects};
+    use starling_domain::{Id, ManualClock, SystemClock};
+
+    async fn fresh() -> (Box<dyn SharedObjects>, ()) {
+        (
+            Box::new(MemorySharedObjects::new(100_000, Arc::new(SystemClock))),
+            (),
+        )
+    }
+
+    starling_cache::shared_objects_conformance_suite!(fresh);
+
+    #[tokio::test]
+    async fn entries_and_tombstones_expire_by_the_clock() {
+        let clock = Arc::new(ManualClock::new());
+        let objects = MemorySharedObjects::new(100, clock.clone());
+        let (a, b) = (Id::from_i64(1), Id::from_i64(2));
+        let kind = ObjectKind::Status;
+        let ttl = Duration::from_secs(60);
+        objects
+            .put_many(kind, &[(a, b"a1".to_vec()), (b, b"b1".to_vec())], ttl)
+            .await
+            .unwrap();
+        objects
+            .invalidate_many(kind, &[b], Duration::from_secs(5))
+            .await
+            .unwrap();
+        clock.advance(Duration::from_millis(4_999));
+        objects
+            .put_many(kind, &[(b, b"b2".to_vec())], ttl)
+            .await
+            .unwrap();
+        assert_eq!(
+            objects.get_many(kind, &[a, b]).await.unwrap(),
+            vec![Some(b"a1".to_vec()), None]
+        );
+        clock.advance(Duration::from_millis(1));
+        objects
+            .put_many(kind, &[(b, b"b3".to_vec())], ttl)
+            .await
+            .unwrap();
+        assert_eq!(
+            objects.get_many(kind, &[b]).await.unwrap(),
+            vec![Some(b"b3".to_vec())]
+        );
+        clock.advance(Duration::from_millis(55_000));
+        assert_eq!(
+            objects.get_many(kind, &[a, b]).await.unwrap(),
+            vec![None, Some(b"b3".to_vec())]
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The Redis adapters against the cache conformance suites, plus what is
 //! particular to them: key layout, TTLs (set by reads and rebuilds, never
 //! by pushes), trimming and batch pushes at fan-out scale, scripts that
-//! Redis forgot, and a Redis that is not there or does not answer.
+//! Redis forgot, and a Redis that is not there or does not answer; for the
+//! shared object level, its keys, TTLs and tombstones, prefixes kept apart,
+//! and what an entry costs in Redis memory.
 //!
 //! They run against the Redis the test kit finds (`STARLING_TEST_REDIS_URL`,
 //! by default redis://127.0.0.1:6379) and pass with a "SKIPPED" line when
@@ -237,7 +239,7 @@ mod timelines {
 
     /// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag (the
     /// first non-empty `{...}`), or of the whole key, modulo 16384.
-    fn key_slot(key: &str) -> u16 {
+    pub(super) fn key_slot(key: &str) -> u16 {
         let bytes = key.as_bytes();
         let tagged = key.find('{').and_then(|open| {
             let close = key[open + 1..].find('}')? + open + 1;
@@ -686,5 +688,238 @@ mod timelines {
             .await
             .expect("push");
         assert_eq!(all_of(&cache, owner).await.len(), 2);
+    }
+}
+
+mod objects {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    use starling_cache::{CachedObject, ObjectKind, RedisSharedObjects, SharedObjects};
+    use starling_domain::{Account, Id, IdGenerator, ShardId, Status, Visibility};
+    use starling_testkit::{require, unique_name, Service};
+
+    use super::timelines::key_slot;
+    use super::{keys_under, pttl, sync_con, Cleanup, TIMEOUT};
+
+    async fn fresh() -> Option<(Box<dyn SharedObjects>, Cleanup)> {
+        let (objects, cleanup) = redis_objects("redis shared objects conformance").await?;
+        Some((Box::new(objects), cleanup))
+    }
+
+    starling_cache::shared_objects_conformance_suite!(optional fresh);
+
+    async fn redis_objects(test: &str) -> Option<(RedisSharedObjects, Cleanup)> {
+        let url = require(Service::Redis, test)?;
+        let prefix = unique_name("starling_test_obj");
+        let objects = RedisSharedObjects::connect(&url, &prefix, TIMEOUT)
+            .await
+            .expect("connect");
+        Some((objects, Cleanup { url, prefix }))
+    }
+
+    fn ids(n: usize) -> Vec<Id> {
+        let gen = IdGenerator::new();
+        (0..n)
+            .map(|_| gen.next(ShardId::for_key("redis-object-tests")))
+            .collect()
+    }
+
+    /// A status of typical size: 200 characters of text, its HTML, a tag.
+    fn status(id: Id) -> Status {
+        let text = "word ".repeat(40);
+        Status {
+            id,
+            account_id: Id::from_i64(id.as_i64() - 1),
+            reblog_of_id: None,
+            in_reply_to_id: None,
+            in_reply_to_account_id: None,
+            content: format!("<p>{text}<a href=\"https://starling.test/tags/rust\">#rust</a></p>"),
+            text: format!("{text}#rust"),
+            spoiler_text: String::new(),
+            sensitive: false,
+            visibility: Visibility::Public,
+            language: Some("en".into()),
+            app_id: Some(Id::from_i64(3)),
+            mentions: vec![],
+            tags: vec!["rust".into()],
+            created_at_ms: 1_700_000_000_000,
+            replies_count: 2,
+            reblogs_count: 10,
+            favourites_count: 31,
+        }
+    }
+
+    fn account(id: Id) -> Account {
+        let mut a = Account::new(id, "someone_typical", Some("en".into()), 1_700_000_000_000);
+        a.display_name = "Someone Typical".into();
+        a.note = "Writes about Rust and birds. ".repeat(3);
+        a.statuses_count = 1_234;
+        a.followers_count = 567;
+        a.following_count = 89;
+        a
+    }
+
+    #[tokio::test]
+    async fn keys_ttls_and_tombstones() {
+        let Some((objects, cleanup)) = redis_objects("redis object keys").await else {
+            return;
+        };
+        let mut con = sync_con(&cleanup.url).expect("redis");
+        let id = ids(1)[0];
+        let (a, s) = (
+            objects.key(ObjectKind::Account, id),
+            objects.key(ObjectKind::Status, id),
+        );
+        assert_eq!(a, format!("{}:obj:a:{{{id}}}", cleanup.prefix));
+        assert_eq!(s, format!("{}:obj:s:{{{id}}}", cleanup.prefix));
+        // Redis Cluster: the slot is the id's, whatever the prefix.
+        assert_eq!(key_slot(&a), key_slot(&id.to_string()));
+        assert_eq!(key_slot(&s), key_slot(&a));
+
+        let ttl = Duration::from_secs(60);
+        objects
+            .put_many(ObjectKind::Account, &[(id, b"account".to_vec())], ttl)
+            .await
+            .expect("put_many");
+        objects
+            .put_many(ObjectKind::Status, &[(id, b"status".to_vec())], ttl)
+            .await
+            .expect("put_many");
+        let found: HashSet<String> = keys_under(&mut con, &cleanup.prefix).into_iter().collect();
+        assert_eq!(found, HashSet::from([a.clone(), s.clone()]));
+        let left = pttl(&mut con, &s);
+        assert!(left > 55_000 && left <= 60_000, "{left}");
+        let raw: Vec<u8> = redis::cmd("GET").arg(&s).query(&mut con).expect("GET");
+        assert_eq!(raw, b"status", "the caller's bytes as they are");
+
+        objects
+            .invalidate_many(ObjectKind::Status, &[id], Duration::from_secs(5))
+            .await
+            .expect("invalidate_many");
+        let raw: Vec<u8> = redis::cmd("GET").arg(&s).query(&mut con).expect("GET");
+        assert!(raw.is_empty(), "a tombstone is the empty string");
+        let left = pttl(&mut con, &s);
+        assert!(
+            left > 0 && left <= 5_000,
+            "the tombstone's own life: {left}"
+        );
+        assert!(pttl(&mut con, &a) > 55_000, "the account is untouched");
+    }
+
+    #[tokio::test]
+    async fn prefixes_keep_deployments_apart() {
+        let Some((one, cleanup)) = redis_objects("redis object prefixes").await else {
+            return;
+        };
+        let other_prefix = format!("{}_other", cleanup.prefix);
+        let other = RedisSharedObjects::connect(&cleanup.url, &other_prefix, TIMEOUT)
+            .await
+            .expect("connect");
+        let _other_cleanup = Cleanup {
+            url: cleanup.url.clone(),
+            prefix: other_prefix,
+        };
+        let id = ids(1)[0];
+        let kind = ObjectKind::Status;
+        let ttl = Duration::from_secs(60);
+        one.put_many(kind, &[(id, b"one".to_vec())], ttl)
+            .await
+            .expect("put_many");
+        assert_eq!(other.get_many(kind, &[id]).await.expect("get"), vec![None]);
+        other
+            .put_many(kind, &[(id, b"other".to_vec())], ttl)
+            .await
+            .expect("put_many");
+        other
+            .invalidate_many(kind, &[id], ttl)
+            .await
+            .expect("invalidate_many");
+        assert_eq!(
+            one.get_many(kind, &[id]).await.expect("get"),
+            vec![Some(b"one".to_vec())]
+        );
+        assert_eq!(other.get_many(kind, &[id]).await.expect("get"), vec![None]);
+    }
+
+    /// What an object costs in Redis (the Sizing section of OPERATIONS.md).
+    #[tokio::test]
+    async fn what_an_entry_costs() {
+        let Some((objects, cleanup)) = redis_objects("redis object sizes").await else {
+            return;
+        };
+        let mut con = sync_con(&cleanup.url).expect("redis");
+        let id = ids(1)[0];
+        let ttl = Duration::from_secs(60);
+        let (s, a) = (status(id), account(id));
+        let (s_bytes, a_bytes) = (s.encode(), a.encode());
+        objects
+            .put_many(ObjectKind::Status, &[(id, s_bytes.clone())], ttl)
+            .await
+            .expect("put_many");
+        objects
+            .put_many(ObjectKind::Account, &[(id, a_bytes.clone())], ttl)
+            .await
+            .expect("put_many");
+        let got = objects
+            .get_many(ObjectKind::Status, &[id])
+            .await
+            .expect("get_many");
+        let back = got[0].as_deref().and_then(Status::decode);
+        assert_eq!(back, Some(s.clone()));
+        let mut usage = |key: String| -> i64 {
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(key)
+                .query(&mut con)
+                .expect("MEMORY USAGE")
+        };
+        let s_mem = usage(objects.key(ObjectKind::Status, id));
+        let a_mem = usage(objects.key(ObjectKind::Account, id));
+        eprintln!(
+            "a status of {} text bytes: {} bytes encoded, {s_mem} bytes in Redis; \
+             an account: {} bytes encoded, {a_mem} bytes in Redis",
+            s.text.len(),
+            s_bytes.len(),
+            a_bytes.len()
+        );
+        assert!(s_mem < 1_024 && a_mem < 1_024, "{s_mem} {a_mem}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_every_call_fast() {
+        let timeout = Duration::from_millis(300);
+        let limit = timeout + Duration::from_millis(200);
+        let started = Instant::now();
+        let objects = RedisSharedObjects::connect("redis://127.0.0.1:1", "x", timeout)
+            .await
+            .expect("a Redis that is down does not stop the start");
+        assert!(started.elapsed() <= limit);
+        let id = Id::from_i64(1);
+        let kind = ObjectKind::Account;
+        for call in 0..6 {
+            let started = Instant::now();
+            let failed = match call % 3 {
+                0 => objects.get_many(kind, &[id]).await.is_err(),
+                1 => objects
+                    .put_many(kind, &[(id, b"x".to_vec())], timeout)
+                    .await
+                    .is_err(),
+                _ => objects.invalidate_many(kind, &[id], timeout).await.is_err(),
+            };
+            assert!(failed, "call {call} failed");
+            assert!(
+                started.elapsed() <= limit,
+                "call {call}: {:?}",
+                started.elapsed()
+            );
+        }
+        // Empty batches need no Redis at all.
+        assert_eq!(objects.get_many(kind, &[]).await.expect("empty"), vec![]);
+        objects.put_many(kind, &[], timeout).await.expect("empty");
+        objects
+            .invalidate_many(kind, &[], timeout)
+            .await
+            .expect("empty");
     }
 }

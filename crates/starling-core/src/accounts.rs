@@ -208,10 +208,15 @@ impl Core {
             fields: input.fields.and_then(|f| errors.check(parse_fields(f))),
         };
         errors.into_result()?;
-        self.store
+        let account = self
+            .store
             .update_profile(id, &update)
             .await?
-            .ok_or(CoreError::NotFound)
+            .ok_or(CoreError::NotFound)?;
+        // Statuses show their author's profile: no process may keep the
+        // old one (the shared level would serve it for its whole TTL).
+        self.objects.forget_accounts(&[id]).await;
+        Ok(account)
     }
 
     pub async fn count_accounts(&self) -> CoreResult<u64> {

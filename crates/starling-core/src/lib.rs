@@ -20,12 +20,12 @@ pub mod workers;
 
 use std::sync::Arc;
 
-use starling_cache::{Invalidations, TimelineCache};
+use starling_cache::{Invalidations, SharedObjects, TimelineCache};
 use starling_domain::{Clock, Id, IdGenerator, ShardId};
 use starling_store::{Stamp, Store};
 use tokio::sync::Notify;
 
-pub use objects::ObjectCache;
+pub use objects::{tombstone_for, ObjectCache, SharedLevel};
 
 pub use error::{CoreError, CoreResult, OAuthError};
 pub use oauth::Principal;
@@ -47,6 +47,12 @@ pub struct CoreSettings {
     pub object_cache_capacity: u64,
     /// How long a cached object may serve before it is read again.
     pub object_cache_ttl: std::time::Duration,
+    /// How long an object in the shared level (`Seams::shared_objects`)
+    /// serves.
+    pub shared_object_ttl: std::time::Duration,
+    /// How long an invalidation's tombstone lives in the shared level
+    /// ([`tombstone_for`]).
+    pub shared_object_tombstone: std::time::Duration,
 }
 
 impl Default for CoreSettings {
@@ -58,6 +64,11 @@ impl Default for CoreSettings {
             idempotency_ttl_ms: 3_600_000,
             object_cache_capacity: 100_000,
             object_cache_ttl: std::time::Duration::from_secs(30),
+            shared_object_ttl: std::time::Duration::from_secs(60),
+            shared_object_tombstone: tombstone_for(
+                std::time::Duration::ZERO,
+                std::time::Duration::from_secs(2),
+            ),
         }
     }
 }
@@ -69,6 +80,9 @@ pub struct Seams {
     pub timelines: Arc<dyn TimelineCache>,
     /// How the object caches of other processes learn of writes.
     pub invalidations: Arc<dyn Invalidations>,
+    /// The object cache's level shared with other processes (Redis), if
+    /// any: none alone.
+    pub shared_objects: Option<Arc<dyn SharedObjects>>,
 }
 
 /// The use cases, bound to their seams. Cheap to clone.
@@ -101,6 +115,11 @@ impl Core {
                 settings.object_cache_capacity,
                 settings.object_cache_ttl,
                 seams.invalidations,
+                seams.shared_objects.map(|objects| SharedLevel {
+                    objects,
+                    ttl: settings.shared_object_ttl,
+                    tombstone: settings.shared_object_tombstone,
+                }),
             ),
             outbox_written: Arc::new(Notify::new()),
             ids,

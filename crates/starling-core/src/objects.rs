@@ -1,46 +1,176 @@
 //! The object cache: hydrated accounts and statuses by id, in front of the
-//! store's multi-gets.
+//! store's multi-gets, on two levels.
 //!
 //! A home page of 20 statuses needs ~20 statuses and their authors; most of
-//! them were read moments ago by someone else. Entries are invalidated by
-//! the writes that change them (counters included): at once in the writing
-//! process, and in the others through the [`Invalidations`] seam (Redis
-//! pub/sub in the distributed shape), whose message the writer sends before
-//! it answers. They also expire after a short time, which bounds the damage
-//! of a message lost on the way.
+//! them were read moments ago by someone else. A lookup asks, in order:
+//!
+//! 1. **this process's memory** (moka, the first level);
+//! 2. **the shared level** ([`SharedObjects`], Redis in the distributed
+//!    shape; absent alone), one batch for everything the first level
+//!    missed: a process that never saw an object finds it there if any
+//!    process read it within the shared level's TTL;
+//! 3. **the store**, one multi-get for the rest, whose rows fill both
+//!    levels.
+//!
+//! The code is the same with or without a shared level: without one, step 2
+//! is skipped.
+//!
+//! # Invalidation
+//!
+//! Entries are invalidated by the writes that change them (counters
+//! included), after the write commits and before the writer answers, in
+//! this order:
+//!
+//! 1. this process's copies are dropped;
+//! 2. the shared level's entries are replaced by **tombstones**
+//!    (`SharedObjects::invalidate_many`) that live `tombstone` (a few
+//!    seconds);
+//! 3. this process's copies are dropped again (a reader here may have
+//!    copied the shared entry between 1 and 2);
+//! 4. the other processes are told through the [`Invalidations`] seam
+//!    (Redis pub/sub), and drop their copies.
+//!
+//! Both levels also expire entries (first level: 5 s in the distributed
+//! shape, 30 s alone; shared level: `cache.object_ttl_secs`, 60 s), which
+//! bounds the damage of anything lost on the way.
+//!
+//! # Races between a read and a write
 //!
 //! A read that misses and a write that invalidates can cross: the reader
 //! reads the old row, the writer commits and invalidates, then the reader
-//! caches what it read. Each id therefore maps to an epoch (a counter in a
-//! fixed table, bumped by every invalidation of an id in its slot); a
-//! reader caches a row only if the epoch did not move while it read, and
-//! checks again after caching, so a stale row never outlives the race.
+//! caches what it read.
 //!
-//! With read replicas, a miss may be filled from a replica a moment behind
-//! an invalidation already received: such a copy lives until its expiry at
-//! most. Reads pinned to the primary (a writer's own requests, see
-//! `starling_store::with_primary_reads`) therefore skip the cached copies,
-//! read the store, and cache what they read.
+//! - **First level.** Each id maps to an epoch (a counter in a fixed table,
+//!   bumped by every invalidation of an id in its slot, whether from this
+//!   process or another); a reader caches a row (from the shared level or
+//!   the store) only if the epoch did not move while it read, and checks
+//!   again after caching, so a stale row never outlives the race.
+//! - **Shared level.** Fills are `SET NX`: they never replace a value or a
+//!   tombstone. A fill that lands before the writer's tombstone is replaced
+//!   by it; one that lands during its life is refused. Only a fill later
+//!   than the tombstone's life could get through, so a reader fills only
+//!   what it read within [`FILL_WINDOW`] of starting, and the tombstone
+//!   lives longer than that plus the longest a call to the shared level may
+//!   take plus how far behind the primary a store read may be
+//!   ([`tombstone_for`]). A row read from a read replica that had not yet
+//!   replayed the write is such a stale read: with replicas, the tombstone
+//!   covers the replica lag the store tolerates before it takes a replica
+//!   out of rotation. A fill is also skipped when the row's epoch moved.
+//!
+//! Reads pinned to the primary (a writer's own requests, the workers: see
+//! `starling_store::with_primary_reads`) skip both levels' copies, read the
+//! store, and cache what they read (primary rows are fresh; the shared
+//! level still refuses them on a tombstone).
+//!
+//! # When the shared level fails
+//!
+//! A failed shared call never fails a lookup: a failed read is a miss on
+//! every id (the store answers), a failed fill is dropped. Both are counted
+//! by the adapter (`starling_redis_errors_total{op}`) and logged here at
+//! most once per [`LOG_EVERY`]. A tombstone that could not be written is
+//! kept (up to [`UNSENT_MAX`] ids) and sent before this process reads the
+//! shared level again; until it is sent, this process does not read the
+//! shared level at all. A process that dies with tombstones unsent leaves
+//! those entries to their TTL. When the shared level answers again it fills
+//! from the next misses: nothing else is needed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
-use starling_cache::{Invalidation, Invalidations};
+use starling_cache::{CachedObject, Invalidation, Invalidations, ObjectKind, SharedObjects};
 use starling_domain::{Account, Id, Status};
 use starling_store::{primary_reads_forced, Store, StoreResult};
 
 /// Epoch slots per kind of object (ids share slots by hash).
 const EPOCH_SLOTS: usize = 4096;
 
+/// A row goes to the shared level only if it was read within this time of
+/// the lookup's start (see the module docs).
+pub const FILL_WINDOW: Duration = Duration::from_secs(1);
+
+/// Most tombstones kept for sending later while the shared level fails.
+pub const UNSENT_MAX: usize = 100_000;
+
+/// Shared-level failures are logged at most this often.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a tombstone must live so that no fill of a row read before the
+/// write gets past it: the fill window, plus `call_timeout` (the longest a
+/// fill may travel), plus `read_staleness` (how far behind the primary a
+/// store read may be: with read replicas, the lag at which one is taken out
+/// of rotation plus the interval of the checks; zero without).
+pub fn tombstone_for(read_staleness: Duration, call_timeout: Duration) -> Duration {
+    FILL_WINDOW + call_timeout + read_staleness
+}
+
+/// The shared level and how it is used.
+#[derive(Clone)]
+pub struct SharedLevel {
+    pub objects: Arc<dyn SharedObjects>,
+    /// How long an entry serves.
+    pub ttl: Duration,
+    /// How long an invalidation's tombstone lives ([`tombstone_for`]).
+    pub tombstone: Duration,
+}
+
 #[derive(Clone)]
 pub struct ObjectCache {
-    accounts: Cache<Id, Arc<Account>>,
-    statuses: Cache<Id, Arc<Status>>,
-    account_epochs: Arc<Epochs>,
-    status_epochs: Arc<Epochs>,
+    accounts: Level<Account>,
+    statuses: Level<Status>,
     others: Arc<dyn Invalidations>,
+    shared: Option<Arc<Shared>>,
+}
+
+/// The first level of one kind of object.
+struct Level<T> {
+    memory: Cache<Id, Arc<T>>,
+    epochs: Arc<Epochs>,
+}
+
+impl<T: Send + Sync + 'static> Clone for Level<T> {
+    fn clone(&self) -> Self {
+        Self {
+            memory: self.memory.clone(),
+            epochs: self.epochs.clone(),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Level<T> {
+    fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            memory: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            epochs: Arc::new(Epochs::new()),
+        }
+    }
+
+    fn forget(&self, ids: &[Id]) {
+        for id in ids {
+            self.epochs.bump(*id);
+            self.memory.invalidate(id);
+        }
+    }
+
+    fn forget_all(&self) {
+        self.epochs.bump_all();
+        self.memory.invalidate_all();
+    }
+}
+
+/// The shared level, with the tombstones it has not taken yet.
+struct Shared {
+    level: SharedLevel,
+    unsent: Mutex<HashSet<(ObjectKind, Id)>>,
+    /// Whether `unsent` may hold something (read without the lock).
+    any_unsent: AtomicBool,
+    log: LogGate,
 }
 
 /// Invalidation counters, one per slot of ids.
@@ -74,60 +204,116 @@ impl Epochs {
 }
 
 impl ObjectCache {
-    /// At most `capacity` objects of each kind, each served for at most
-    /// `ttl`; writes are announced to other processes through `others`.
-    pub fn new(capacity: u64, ttl: Duration, others: Arc<dyn Invalidations>) -> Self {
+    /// At most `capacity` objects of each kind in this process, each served
+    /// for at most `ttl`; writes are announced to other processes through
+    /// `others`; `shared`, if any, is the level shared with them.
+    pub fn new(
+        capacity: u64,
+        ttl: Duration,
+        others: Arc<dyn Invalidations>,
+        shared: Option<SharedLevel>,
+    ) -> Self {
         Self {
-            accounts: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
-            statuses: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
-            account_epochs: Arc::new(Epochs::new()),
-            status_epochs: Arc::new(Epochs::new()),
+            accounts: Level::new(capacity, ttl),
+            statuses: Level::new(capacity, ttl),
             others,
+            shared: shared.map(|level| {
+                Arc::new(Shared {
+                    level,
+                    unsent: Mutex::new(HashSet::new()),
+                    any_unsent: AtomicBool::new(false),
+                    log: LogGate::new(),
+                })
+            }),
         }
     }
 
-    /// The accounts among `ids` that exist: cached ones from memory, the
-    /// rest with one multi-get.
+    /// The accounts among `ids` that exist (in no particular order): from
+    /// memory, then the shared level, then one multi-get.
     pub async fn accounts(&self, store: &dyn Store, ids: &[Id]) -> StoreResult<Vec<Arc<Account>>> {
-        let (mut found, missing) = split(&self.accounts, ids, primary_reads_forced());
-        if !missing.is_empty() {
-            let before = epochs_of(&self.account_epochs, &missing);
-            for a in store.accounts(&missing).await? {
-                let a = Arc::new(a);
-                remember(
-                    &self.accounts,
-                    &self.account_epochs,
-                    &before,
-                    a.id,
-                    a.clone(),
-                );
-                found.push(a);
-            }
-        }
-        Ok(found)
+        self.lookup(&self.accounts, ids, |missing| async move {
+            store.accounts(&missing).await
+        })
+        .await
     }
 
     /// The statuses among `ids` that exist, as [`ObjectCache::accounts`].
     pub async fn statuses(&self, store: &dyn Store, ids: &[Id]) -> StoreResult<Vec<Arc<Status>>> {
-        let (mut found, missing) = split(&self.statuses, ids, primary_reads_forced());
-        if !missing.is_empty() {
-            let before = epochs_of(&self.status_epochs, &missing);
-            for s in store.statuses(&missing).await? {
-                let s = Arc::new(s);
-                remember(
-                    &self.statuses,
-                    &self.status_epochs,
-                    &before,
-                    s.id,
-                    s.clone(),
-                );
-                found.push(s);
+        self.lookup(&self.statuses, ids, |missing| async move {
+            store.statuses(&missing).await
+        })
+        .await
+    }
+
+    async fn lookup<T, F, Fut>(
+        &self,
+        level: &Level<T>,
+        ids: &[Id],
+        read: F,
+    ) -> StoreResult<Vec<Arc<T>>>
+    where
+        T: CachedObject,
+        F: FnOnce(Vec<Id>) -> Fut,
+        Fut: Future<Output = StoreResult<Vec<T>>>,
+    {
+        let pinned = primary_reads_forced();
+        let (mut found, mut missing) = split(&level.memory, ids, pinned);
+        counted(T::KIND, "memory", found.len());
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let before = epochs_of(&level.epochs, &missing);
+        let started = Instant::now();
+        // The shared level to fill with what the store returns, if any.
+        let mut fill = None;
+        if let Some(shared) = &self.shared {
+            if pinned {
+                fill = Some(shared);
+            } else if self.send_unsent(shared).await {
+                match shared.level.objects.get_many(T::KIND, &missing).await {
+                    Ok(values) => {
+                        fill = Some(shared);
+                        let mut rest = Vec::new();
+                        for (id, bytes) in missing.iter().zip(values) {
+                            // Another format (or garbage) is a miss.
+                            let hit = bytes
+                                .and_then(|b| T::decode(&b))
+                                .filter(|v| v.object_id() == *id);
+                            match hit {
+                                Some(v) => {
+                                    let v = Arc::new(v);
+                                    remember(level, &before, *id, v.clone());
+                                    found.push(v);
+                                }
+                                None => rest.push(*id),
+                            }
+                        }
+                        counted(T::KIND, "shared", missing.len() - rest.len());
+                        missing = rest;
+                    }
+                    Err(e) => shared.failed("reading", &e),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        counted(T::KIND, "store", missing.len());
+        let rows = read(missing).await?;
+        let fill = fill.filter(|_| started.elapsed() < FILL_WINDOW);
+        let mut fills = Vec::new();
+        for row in rows {
+            let id = row.object_id();
+            let row = Arc::new(row);
+            if remember(level, &before, id, row.clone()) && fill.is_some() {
+                fills.push((id, row.encode()));
+            }
+            found.push(row);
+        }
+        if let Some(shared) = fill.filter(|_| !fills.is_empty()) {
+            let level = &shared.level;
+            if let Err(e) = level.objects.put_many(T::KIND, &fills, level.ttl).await {
+                shared.failed("filling", &e);
             }
         }
         Ok(found)
@@ -143,36 +329,94 @@ impl ObjectCache {
         self.forget(Invalidation::Statuses(ids.to_vec())).await;
     }
 
-    /// Drops the copies here, then tells the other processes. A failure to
-    /// tell them is logged and counted: their copies expire soon anyway.
+    /// Drops the copies here, tombstones the shared ones, drops the copies
+    /// here again, then tells the other processes (see the module docs). A
+    /// failure to tell them is logged and counted: their copies expire soon
+    /// anyway.
     async fn forget(&self, what: Invalidation) {
         self.apply(&what);
+        if let Some(shared) = &self.shared {
+            if let Some((kind, ids)) = kind_and_ids(&what) {
+                let level = &shared.level;
+                if let Err(e) = level
+                    .objects
+                    .invalidate_many(kind, ids, level.tombstone)
+                    .await
+                {
+                    shared.failed("invalidating", &e);
+                    shared.keep_unsent(kind, ids);
+                }
+                self.apply(&what);
+            }
+        }
         if let Err(e) = self.others.publish(&what).await {
             metrics::counter!("starling_invalidations_lost_total").increment(1);
             tracing::warn!(error = %e, "could not tell other processes about a change; their cached copies expire on their own");
         }
     }
 
+    /// Sends the tombstones a failure kept back; whether there are none
+    /// left (so the shared level may be read).
+    async fn send_unsent(&self, shared: &Shared) -> bool {
+        if !shared.any_unsent.load(Ordering::Acquire) {
+            return true;
+        }
+        let taken: Vec<(ObjectKind, Id)> = {
+            let mut unsent = shared.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.any_unsent.store(false, Ordering::Release);
+            unsent.drain().collect()
+        };
+        let mut sent = true;
+        for kind in [ObjectKind::Account, ObjectKind::Status] {
+            let ids: Vec<Id> = taken
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| *id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let level = &shared.level;
+            if !sent {
+                shared.keep_unsent(kind, &ids);
+                continue;
+            }
+            match level
+                .objects
+                .invalidate_many(kind, &ids, level.tombstone)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(
+                        kind = kind.as_str(),
+                        count = ids.len(),
+                        "sent the shared object cache's invalidations kept during its outage"
+                    );
+                    // Readers here may have copied a shared entry these
+                    // tombstones replaced.
+                    self.apply(&match kind {
+                        ObjectKind::Account => Invalidation::Accounts(ids),
+                        ObjectKind::Status => Invalidation::Statuses(ids),
+                    });
+                }
+                Err(e) => {
+                    shared.failed("invalidating", &e);
+                    shared.keep_unsent(kind, &ids);
+                    sent = false;
+                }
+            }
+        }
+        sent
+    }
+
     /// Drops what an invalidation names (from this process or another).
     pub fn apply(&self, what: &Invalidation) {
         match what {
-            Invalidation::Accounts(ids) => {
-                for id in ids {
-                    self.account_epochs.bump(*id);
-                    self.accounts.invalidate(id);
-                }
-            }
-            Invalidation::Statuses(ids) => {
-                for id in ids {
-                    self.status_epochs.bump(*id);
-                    self.statuses.invalidate(id);
-                }
-            }
+            Invalidation::Accounts(ids) => self.accounts.forget(ids),
+            Invalidation::Statuses(ids) => self.statuses.forget(ids),
             Invalidation::Everything => {
-                self.account_epochs.bump_all();
-                self.status_epochs.bump_all();
-                self.accounts.invalidate_all();
-                self.statuses.invalidate_all();
+                self.accounts.forget_all();
+                self.statuses.forget_all();
             }
         }
     }
@@ -186,31 +430,118 @@ impl ObjectCache {
     }
 }
 
+impl Shared {
+    /// Logs a failed call, at most once per [`LOG_EVERY`] (the adapter
+    /// counts every one).
+    fn failed(&self, doing: &'static str, e: &starling_cache::CacheError) {
+        if self.log.open() {
+            tracing::warn!(
+                error = %e,
+                doing,
+                "shared object cache failed; reading the store (logged at most every 10 s)"
+            );
+        }
+    }
+
+    /// Keeps tombstones to send once the shared level answers.
+    fn keep_unsent(&self, kind: ObjectKind, ids: &[Id]) {
+        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut dropped = 0u64;
+        for id in ids {
+            if unsent.len() >= UNSENT_MAX {
+                dropped += 1;
+            } else {
+                unsent.insert((kind, *id));
+            }
+        }
+        if !unsent.is_empty() {
+            self.any_unsent.store(true, Ordering::Release);
+        }
+        drop(unsent);
+        if dropped > 0 {
+            metrics::counter!("starling_object_cache_tombstones_dropped_total").increment(dropped);
+            if self.log.open() {
+                tracing::warn!(
+                    dropped,
+                    "too many shared object cache invalidations kept; the dropped ones' entries expire on their own"
+                );
+            }
+        }
+    }
+}
+
+fn kind_and_ids(what: &Invalidation) -> Option<(ObjectKind, &[Id])> {
+    match what {
+        Invalidation::Accounts(ids) => Some((ObjectKind::Account, ids)),
+        Invalidation::Statuses(ids) => Some((ObjectKind::Status, ids)),
+        Invalidation::Everything => None,
+    }
+}
+
+/// Counts ids answered at a level (`memory`, `shared`, `store`).
+fn counted(kind: ObjectKind, level: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!(
+            "starling_object_cache_lookups_total",
+            "kind" => kind.as_str(),
+            "level" => level
+        )
+        .increment(n as u64);
+    }
+}
+
+/// Opens at most once per [`LOG_EVERY`].
+struct LogGate {
+    start: Instant,
+    /// When it last opened (ms after `start`, plus one; 0: never).
+    last_ms: AtomicU64,
+}
+
+impl LogGate {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn open(&self) -> bool {
+        let now = u64::try_from(self.start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let every = u64::try_from(LOG_EVERY.as_millis()).unwrap_or(u64::MAX);
+        (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 fn epochs_of(epochs: &Epochs, ids: &[Id]) -> Vec<(Id, u64)> {
     ids.iter().map(|id| (*id, epochs.get(*id))).collect()
 }
 
-/// Caches `value` read from the store unless an invalidation of `id` may
-/// have crossed the read (see the module docs).
-fn remember<T>(
-    cache: &Cache<Id, Arc<T>>,
-    epochs: &Epochs,
-    before: &[(Id, u64)],
-    id: Id,
-    value: Arc<T>,
-) where
+/// Caches `value` (read from the shared level or the store) unless an
+/// invalidation of `id` may have crossed the read (see the module docs);
+/// whether it did not.
+fn remember<T>(level: &Level<T>, before: &[(Id, u64)], id: Id, value: Arc<T>) -> bool
+where
     T: Send + Sync + 'static,
 {
     let Some((_, seen)) = before.iter().find(|(i, _)| *i == id) else {
-        return;
+        return false;
     };
-    if epochs.get(id) != *seen {
-        return;
+    if level.epochs.get(id) != *seen {
+        return false;
     }
-    cache.insert(id, value);
-    if epochs.get(id) != *seen {
-        cache.invalidate(&id);
+    level.memory.insert(id, value);
+    if level.epochs.get(id) != *seen {
+        level.memory.invalidate(&id);
+        return false;
     }
+    true
 }
 
 /// The cached values among `ids`, and the ids to read (all of them when
@@ -233,4 +564,24 @@ where
         }
     }
     (found, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_gate_opens_once_per_interval() {
+        let gate = LogGate::new();
+        assert!(gate.open());
+        assert!(!gate.open());
+        assert!(!gate.open());
+    }
+
+    #[test]
+    fn tombstones_outlive_the_fill_window_the_call_and_the_lag() {
+        let t = tombstone_for(Duration::from_secs(6), Duration::from_secs(2));
+        assert_eq!(t, Duration::from_secs(9));
+        assert_eq!(tombstone_for(Duration::ZERO, Duration::ZERO), FILL_WINDOW);
+    }
 }

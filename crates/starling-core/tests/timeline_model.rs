@@ -175,6 +175,7 @@ async fn world(large_account_threshold: i64) -> World {
             store: store.clone(),
             timelines,
             invalidations: Arc::new(starling_cache::LocalInvalidations),
+            shared_objects: None,
         },
         ids,
         clock.clone(),

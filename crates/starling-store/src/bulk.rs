@@ -4,9 +4,11 @@
 //! transaction with its event in the outbox: right for requests, far too
 //! slow for building a network of a million accounts and fifty million
 //! follows. [`BulkLoad`] takes whole batches and lets each adapter use its
-//! fastest path (the SQLite adapter: large transactions of multi-row inserts
-//! on its one writer, durability relaxed and the big secondary indexes built
-//! once at the end; the PostgreSQL adapter will use `COPY`).
+//! fastest path (the SQLite adapter, `sqlite_bulk.rs`: large transactions of
+//! multi-row inserts on its one writer, durability relaxed and the big
+//! secondary indexes built once at the end; the PostgreSQL adapter,
+//! `postgres/bulk.rs`: `COPY` into every physical database at once, each
+//! side of a two-sided fact on its own shard, the same indexes deferred).
 //!
 //! What a bulk load is, and is not:
 //!
@@ -20,6 +22,14 @@
 //!   `IdGenerator`), be unique, and lie in the past, so ids the server hands
 //!   out later sort after them. Follows must be distinct pairs. Nothing is
 //!   validated beyond what the database enforces.
+//! - **Every side the normal path writes.** An adapter that keeps a fact on
+//!   several shards (PostgreSQL: a follow on the follower's and on the
+//!   followee's, an email's directory row on the email's, a reply's thread
+//!   row on the parent's) writes every one of them, exactly as the normal
+//!   path leaves them once its cross-shard changes are applied, but no
+//!   mirror ops: a loaded store answers like one written request by
+//!   request (the conformance case `bulk_load_answers_like_the_normal_path`
+//!   holds every adapter to it).
 //! - **Account counters and large-account marks are derived at the end.**
 //!   [`BulkLoad::finish_bulk`] recomputes `followers_count`,
 //!   `following_count`, `statuses_count` and `last_status_at` of every
@@ -31,7 +41,8 @@
 //!   `begin_bulk` and `finish_bulk` an adapter may drop indexes and relax
 //!   durability; a crash in between loses the batch in hand (not the earlier
 //!   ones), and calling `begin_bulk` then `finish_bulk` again repairs the
-//!   schema.
+//!   schema (what was dropped is recorded in the database in the same
+//!   transaction that dropped it).
 
 use async_trait::async_trait;
 use starling_domain::oauth::AccessToken;
@@ -79,7 +90,9 @@ pub struct FinishReport {
 /// Batched writes straight into the system of record, bypassing the use
 /// cases and the outbox. Call [`begin_bulk`](Self::begin_bulk), any number
 /// of `load_*` calls (accounts before anything that refers to them), then
-/// [`finish_bulk`](Self::finish_bulk). Each `load_*` call is atomic.
+/// [`finish_bulk`](Self::finish_bulk). Each `load_*` call is atomic on each
+/// physical database it writes to (one transaction per database: an
+/// adapter with several cannot commit them as one).
 #[async_trait]
 pub trait BulkLoad: Send + Sync + 'static {
     /// Gets the database ready for loading (and repairs the schema if an
@@ -101,6 +114,7 @@ pub trait BulkLoad: Send + Sync + 'static {
     async fn load_statuses(&self, batch: &[Status]) -> StoreResult<()>;
 
     /// Derives the counters and large-account marks and restores what
-    /// `begin_bulk` relaxed (indexes, durability).
+    /// `begin_bulk` relaxed (indexes, durability); the PostgreSQL adapter
+    /// then runs `ANALYZE`.
     async fn finish_bulk(&self, options: &FinishOptions) -> StoreResult<FinishReport>;
 }

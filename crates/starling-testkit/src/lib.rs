@@ -2,7 +2,8 @@
 //!
 //! Tests of the PostgreSQL, Redis and NATS adapters run against real
 //! servers, found by configuration (environment variables with local
-//! defaults). On a machine without one, such a test says it was skipped and
+//! defaults); the PostgreSQL adapter's tests through PgBouncer also need
+//! one in transaction pooling mode (`scripts/pgbouncer.sh start-test`). On a machine without one, such a test says it was skipped and
 //! passes; with `STARLING_TEST_REQUIRE_SERVICES=1` (CI sets it) a missing
 //! service fails the test instead, so CI always runs them.
 //!
@@ -21,6 +22,10 @@ pub enum Service {
     Postgres,
     Redis,
     Nats,
+    /// PgBouncer in transaction pooling mode in front of [`Self::Postgres`]
+    /// (any database name reaching the same server), its admin console
+    /// open to the URL's user.
+    PgBouncer,
 }
 
 impl Service {
@@ -30,6 +35,7 @@ impl Service {
             Self::Postgres => "STARLING_TEST_POSTGRES_URL",
             Self::Redis => "STARLING_TEST_REDIS_URL",
             Self::Nats => "STARLING_TEST_NATS_URL",
+            Self::PgBouncer => "STARLING_TEST_PGBOUNCER_URL",
         }
     }
 
@@ -39,6 +45,7 @@ impl Service {
             Self::Postgres => "postgres://postgres@127.0.0.1:5432/postgres",
             Self::Redis => "redis://127.0.0.1:6379",
             Self::Nats => "nats://127.0.0.1:4222",
+            Self::PgBouncer => "postgres://postgres@127.0.0.1:6432/postgres",
         }
     }
 
@@ -47,6 +54,7 @@ impl Service {
             Self::Postgres => 5432,
             Self::Redis => 6379,
             Self::Nats => 4222,
+            Self::PgBouncer => 6432,
         }
     }
 

@@ -168,7 +168,8 @@ pub struct ClusterConfig {
     pub shards: Option<(u16, u16)>,
 }
 
-/// Where the timeline cache and rate-limit buckets live.
+/// Where the timeline cache, rate-limit buckets and shared object cache
+/// live.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CacheConfig {
@@ -178,6 +179,11 @@ pub struct CacheConfig {
     pub key_prefix: String,
     /// Longest wait for Redis before a call falls back to the store.
     pub timeout_ms: u64,
+    /// With Redis: how long an account or status read by one process
+    /// serves every process from Redis (writes invalidate it before they
+    /// answer; this bounds what a lost invalidation costs). 0 keeps object
+    /// caches per process.
+    pub object_ttl_secs: u64,
 }
 
 impl Default for CacheConfig {
@@ -186,6 +192,7 @@ impl Default for CacheConfig {
             redis_url: None,
             key_prefix: "starling".into(),
             timeout_ms: 2_000,
+            object_ttl_secs: 60,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! tests run is what ships.
 
 pub mod config;
+pub mod store_open;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,13 +18,12 @@ use starling_bus::{EventBus, InProcessBus, NatsBus, NatsBusConfig, RetryPolicy};
 use starling_cache::{
     Freshness, Invalidations, LocalInvalidations, MemoryFreshness, MemoryRateLimiter,
     MemoryTimelineCache, RateLimiter, RedisFreshness, RedisInvalidations, RedisRateLimiter,
-    RedisTimelineCache, TimelineCache,
+    RedisSharedObjects, RedisTimelineCache, SharedObjects, TimelineCache,
 };
 use starling_core::workers::{subscribe_consumers, ConsumerKind, Relay, StoreDeadLetters};
-use starling_core::{Core, CoreSettings, Passwords, Seams};
+use starling_core::{tombstone_for, Core, CoreSettings, Passwords, Seams};
 use starling_domain::{Clock, IdGenerator};
-use starling_store::postgres::{PgClusterConfig, PgStore, PgStoreConfig};
-use starling_store::{with_primary_reads, SqliteStore, Store};
+use starling_store::{with_primary_reads, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -39,48 +39,10 @@ const REPAIR_OLDER_THAN: Duration = Duration::from_secs(30);
 /// Opens the configured store: the SQLite file in the data directory
 /// (created if missing), or the PostgreSQL shards.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    match config.store.kind {
-        StoreKind::Sqlite => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!(
-                    "invalid configuration: data_dir {} cannot be created",
-                    config.data_dir.display()
-                )
-            })?;
-            let path = config.data_dir.join("starling.db");
-            let store = SqliteStore::open(&path, config.sqlite_readers)
-                .await
-                .with_context(|| format!("opening the database {}", path.display()))?;
-            Ok(Arc::new(store))
-        }
-        StoreKind::Postgres => {
-            let s = &config.store;
-            let mut clusters: Vec<PgClusterConfig> = s
-                .clusters
-                .iter()
-                .map(|c| PgClusterConfig {
-                    primary: c.primary.clone(),
-                    replicas: c.replicas.clone(),
-                    shards: c.shards,
-                })
-                .collect();
-            if let Some(url) = &s.url {
-                clusters.push(PgClusterConfig::new(url.clone()));
-            }
-            let pg = PgStoreConfig {
-                clusters,
-                max_connections_per_pool: s.max_connections,
-                acquire_timeout: Duration::from_millis(s.acquire_timeout_ms),
-                statement_timeout: Duration::from_millis(s.statement_timeout_ms),
-                max_replica_lag: Duration::from_millis(s.max_replica_lag_ms),
-                replica_check_interval: Duration::from_millis(s.replica_check_interval_ms),
-            };
-            let store = PgStore::connect(pg)
-                .await
-                .map_err(|e| anyhow::anyhow!("invalid configuration: store: {e}"))?;
-            Ok(Arc::new(store))
-        }
-    }
+    Ok(match store_open::open_configured_store(config).await? {
+        store_open::ConfiguredStore::Sqlite(store) => Arc::new(store),
+        store_open::ConfiguredStore::Postgres(store) => Arc::new(store),
+    })
 }
 
 /// Applies schema migrations to every physical database.
@@ -169,6 +131,38 @@ async fn open_freshness(
     }))
 }
 
+/// The object cache's level shared by every process: Redis when
+/// configured (and `cache.object_ttl_secs` is not 0). Alone there is none:
+/// one process has nothing to share, and a second in-memory level would
+/// hold the first level's objects again (ARCHITECTURE.md, "The object
+/// cache").
+async fn open_shared_objects(config: &Config) -> anyhow::Result<Option<Arc<dyn SharedObjects>>> {
+    let c = &config.cache;
+    let Some(url) = c.redis_url.as_ref().filter(|_| c.object_ttl_secs > 0) else {
+        return Ok(None);
+    };
+    let objects =
+        RedisSharedObjects::connect(url, &c.key_prefix, Duration::from_millis(c.timeout_ms))
+            .await
+            .map_err(|e| anyhow::anyhow!("invalid configuration: cache.redis_url: {e}"))?;
+    Ok(Some(Arc::new(objects)))
+}
+
+/// How far behind the primary a store read may be: with read replicas, the
+/// lag at which one leaves the rotation plus the time until it is checked.
+fn store_read_staleness(config: &Config) -> Duration {
+    if config.store.has_replicas() {
+        Duration::from_millis(
+            config
+                .store
+                .max_replica_lag_ms
+                .saturating_add(config.store.replica_check_interval_ms),
+        )
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// The use cases over a store, with the configured caches.
 pub async fn build_core(
     config: &Config,
@@ -201,11 +195,13 @@ pub async fn build_core(
             ),
             None => (Arc::new(LocalInvalidations), Duration::from_secs(30)),
         };
+    let shared_objects = open_shared_objects(config).await?;
     let core = Core::new(
         Seams {
             store,
             timelines,
             invalidations,
+            shared_objects,
         },
         Arc::new(ids),
         clock,
@@ -215,6 +211,11 @@ pub async fn build_core(
             base_url: base_url.trim_end_matches('/').to_owned(),
             large_account_threshold: config.large_account_threshold,
             object_cache_ttl,
+            shared_object_ttl: Duration::from_secs(config.cache.object_ttl_secs),
+            shared_object_tombstone: tombstone_for(
+                store_read_staleness(config),
+                Duration::from_millis(config.cache.timeout_ms),
+            ),
             ..CoreSettings::default()
         },
     );

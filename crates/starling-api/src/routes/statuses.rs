@@ -13,8 +13,9 @@ use starling_domain::{Id, Scope};
 use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, StatusJson};
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{paged, PageRequest, ACCOUNTS, STATUSES};
+use crate::pagination::{paged, paged_json, PageRequest, ACCOUNTS, STATUSES};
 use crate::params::{de, Params};
+use crate::render::statuses_array;
 use crate::AppState;
 
 /// An id from a path: anything that is not one is simply not found.
@@ -100,9 +101,11 @@ pub async fn delete(
 ) -> ApiResult<Json<StatusJson>> {
     caller.require_scope(&[Scope::WriteStatuses])?;
     let view = state.core.delete_status(&caller, path_id(&id)?).await?;
-    let mut json = StatusJson::new(&view, &state.settings);
-    json.text = Some(view.status.text.clone());
-    Ok(Json(json))
+    Ok(Json(StatusJson::with_text(
+        &view,
+        &state.settings,
+        &view.status.text,
+    )))
 }
 
 pub async fn context(
@@ -223,9 +226,6 @@ pub async fn favourites(
     let page = PageRequest::parse(uri.query(), STATUSES)?.page();
     let rows = state.core.favourites(&caller, &page).await?;
     let cursors: Vec<Id> = rows.iter().map(|(c, _)| *c).collect();
-    let items: Vec<StatusJson> = rows
-        .iter()
-        .map(|(_, v)| StatusJson::new(v, &state.settings))
-        .collect();
-    Ok(paged(&state.settings, &uri, items, &cursors))
+    let body = statuses_array(rows.iter().map(|(_, v)| v), &state.settings, &state.render);
+    Ok(paged_json(&state.settings, &uri, body, &cursors))
 }

@@ -9,22 +9,18 @@ use starling_core::views::StatusView;
 use starling_domain::{Id, Scope};
 
 use crate::auth::{Auth, MaybeAuth};
-use crate::entities::StatusJson;
 use crate::error::ApiResult;
-use crate::pagination::{paged, PageRequest, STATUSES};
+use crate::pagination::{paged_json, PageRequest, STATUSES};
 use crate::params::{de, Params};
+use crate::render::statuses_array;
 use crate::routes::statuses::path_id;
 use crate::AppState;
 
 /// A page of statuses, cut on their own ids.
 pub fn status_list(state: &AppState, uri: &Uri, views: &[StatusView]) -> Response {
     let cursors: Vec<Id> = views.iter().map(|v| v.status.id).collect();
-    paged(
-        &state.settings,
-        uri,
-        StatusJson::list(views, &state.settings),
-        &cursors,
-    )
+    let body = statuses_array(views.iter(), &state.settings, &state.render);
+    paged_json(&state.settings, uri, body, &cursors)
 }
 
 pub async fn home(

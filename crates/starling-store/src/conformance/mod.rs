@@ -14,15 +14,20 @@
 //! favourites, listings, search), [`graph`] (follows, requests, large
 //! accounts, blocks, mutes, relationships), [`notifications`]
 //! (notifications and markers) and [`outbox`] (the outbox and `max_ids`).
+//! [`bulk`] holds the case for the bulk-load seam ([`crate::BulkLoad`]),
+//! which takes two stores (one loaded in bulk, one written normally), so an
+//! adapter's tests call it themselves rather than through the macro.
 //! [`support`] holds the helpers they share, among them the one paging check
 //! every listing that takes a [`starling_domain::Page`] goes through.
 
+mod bulk;
 mod graph;
 mod notifications;
 mod outbox;
 mod statuses;
 mod support;
 
+pub use bulk::*;
 pub use graph::*;
 pub use notifications::*;
 pub use outbox::*;

@@ -758,6 +758,33 @@ impl GraphStore for PgStore {
         Ok(ids(found))
     }
 
+    async fn notified_followers_before(
+        &self,
+        account: Id,
+        before: Id,
+        after: Option<Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Id>> {
+        // A follow's id carries the time it was made (on this side too: a
+        // follow and an authorization crossing settle on the smaller id).
+        // The partial index lists the notify follows; their ids are read
+        // from the rows it points at.
+        let found: Vec<i64> = sqlx::query_scalar(
+            "SELECT follower_id FROM follows_in \
+             WHERE followee_id = $1 AND notify AND follower_id > $2 AND id < $3 \
+             ORDER BY follower_id LIMIT $4",
+        )
+        .bind(account.as_i64())
+        .bind(after.map_or(i64::MIN, Id::as_i64))
+        .bind(before.as_i64())
+        .bind(limit as i64)
+        // Feeds notification writes: the primary.
+        .fetch_all(self.writer(account.shard()))
+        .await
+        .map_err(map_err)?;
+        Ok(ids(found))
+    }
+
     async fn followers_among(&self, account: Id, candidates: &[Id]) -> StoreResult<Vec<Id>> {
         self.ids_among(
             account,

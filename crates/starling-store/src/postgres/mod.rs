@@ -45,6 +45,7 @@
 
 mod accounts;
 mod apply;
+mod bulk;
 mod graph;
 pub(crate) mod mirror;
 mod notifications;
@@ -60,7 +61,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 use starling_domain::{Id, ShardId, SHARD_COUNT};
 
 use crate::{ShardMap, StoreError, StoreResult};
@@ -392,22 +393,29 @@ fn assignment(clusters: &[PgClusterConfig]) -> StoreResult<Vec<u16>> {
 
 /// A lazily connecting pool whose connections run with the statement
 /// timeout.
+///
+/// Everything a connection needs is in its startup packet, so the pool
+/// works through PgBouncer in transaction pooling mode (docs/OPERATIONS.md,
+/// "PgBouncer"), where a session-level `SET` would land on whichever server
+/// connection ran it and stay there for other clients: `DateStyle`,
+/// `client_encoding`, `TimeZone` and `application_name`, which PgBouncer
+/// tracks per client, and `options=-c statement_timeout=...`, which
+/// PostgreSQL applies at session start and PgBouncer must be told to
+/// ignore (it cannot carry it to its server connections; there the timeout
+/// is set on the database). `extra_float_digits`, which sqlx sends by
+/// default and PgBouncer refuses, is left out: results arrive in binary,
+/// and PostgreSQL 12+ prints floats exactly anyway.
 fn pool(url: &str, config: &PgStoreConfig, acquire_timeout: Duration) -> StoreResult<PgPool> {
+    let timeout_ms = config.statement_timeout.as_millis().max(1);
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?
-        .application_name("starling");
-    let timeout_ms = config.statement_timeout.as_millis().max(1);
+        .application_name("starling")
+        .extra_float_digits(None)
+        .options([("statement_timeout", timeout_ms)]);
     Ok(PgPoolOptions::new()
         // A mirror drain within one database holds two connections at once.
         .max_connections(config.max_connections_per_pool.max(2))
         .acquire_timeout(acquire_timeout)
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                conn.execute(format!("SET statement_timeout = {timeout_ms}").as_str())
-                    .await?;
-                Ok(())
-            })
-        })
         .connect_lazy_with(options))
 }
 

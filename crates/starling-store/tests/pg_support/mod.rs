@@ -30,6 +30,30 @@ pub struct Databases {
     names: Vec<String>,
 }
 
+impl Databases {
+    /// The databases' names, in the order of their URLs.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Sets `name = value` as each database's default for new sessions
+    /// (`ALTER DATABASE .. SET`): what a session that cannot bring settings
+    /// of its own (through PgBouncer) starts with.
+    pub async fn set_defaults(&self, settings: &[(&str, &str)]) {
+        let mut conn = maintenance(&self.server)
+            .await
+            .expect("maintenance connection");
+        for name in &self.names {
+            for (key, value) in settings {
+                conn.execute(format!("ALTER DATABASE \"{name}\" SET {key} = '{value}'").as_str())
+                    .await
+                    .expect("set a database default");
+            }
+        }
+        conn.close().await.expect("close");
+    }
+}
+
 impl Drop for Databases {
     fn drop(&mut self) {
         let server = self.server.clone();

@@ -895,3 +895,51 @@ async fn an_approved_follow_request_fills_the_home() {
     )
     .await;
 }
+
+/// Home pages are written from fragments rendered once per version of a
+/// status and of an account: each change must show on the next read, for
+/// the writer and for everyone else, and the viewer's own flags must never
+/// leak from one reader's page into another's.
+#[tokio::test]
+async fn home_pages_show_each_change_at_once_and_flags_per_reader() {
+    let app = TestApp::spawn().await;
+    let author = app.user().await;
+    let fan = app.user().await;
+    let other = app.user().await;
+    app.follow(&fan, &author).await;
+    app.follow(&other, &author).await;
+    let post = id_of(
+        &app.post_status(&author, "#rendered once, shown often")
+            .await,
+    );
+    app.settle().await;
+    let entry = |home: Vec<Value>| {
+        home.into_iter()
+            .find(|s| s["id"] == post.as_str())
+            .expect("the post is on the home page")
+    };
+    // Both readers render (and cache) the same status first.
+    for reader in [&fan, &other] {
+        let s = entry(app.home(reader).await);
+        assert_status_shape(&s, true);
+        assert_eq!(s["favourites_count"], 0);
+        assert_eq!(s["favourited"], false);
+        assert_eq!(s["tags"][0]["name"], "rendered");
+    }
+    app.act(&fan, &post, "favourite").await.expect(200);
+    let s = entry(app.home(&fan).await);
+    assert_eq!(s["favourites_count"], 1, "the writer sees the new counter");
+    assert_eq!(s["favourited"], true);
+    let s = entry(app.home(&other).await);
+    assert_eq!(s["favourites_count"], 1, "another reader sees it too");
+    assert_eq!(s["favourited"], false, "flags are the reader's own");
+    app.update_profile(&author, json!({ "display_name": "Renamed Author" }))
+        .await;
+    for reader in [&fan, &other] {
+        let s = entry(app.home(reader).await);
+        assert_eq!(s["account"]["display_name"], "Renamed Author");
+    }
+    app.act(&fan, &post, "unfavourite").await.expect(200);
+    let s = entry(app.home(&other).await);
+    assert_eq!(s["favourites_count"], 0);
+}
