@@ -35,14 +35,13 @@ mod pg_support;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pg_support::Databases;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection, Row};
-use starling_domain::account::ProfileUpdate;
-use starling_domain::{Account, FollowOptions, Id, IdGenerator, ShardId};
-use starling_store::{GraphStore, NewAccount, PgStore, PgStoreConfig, Stamp, Store, StoreError};
+use sqlx::{ConnectOptions, Connection, Executor, Row};
+use starling_domain::{FollowOptions, IdGenerator, ShardId};
+use starling_store::{GraphStore, PgStore, PgStoreConfig, Stamp, Store};
 use starling_testkit::Service;
 use tokio::sync::OnceCell;
 
@@ -179,23 +178,7 @@ const PLAIN: FollowOptions = FollowOptions {
     notify: false,
 };
 
-/// Creates an account whose username (`base` plus a number) is on database
-/// `db`.
-async fn user(store: &PgStore, ids: &IdGenerator, db: usize, base: &str) -> Id {
-    let name = (0..)
-        .map(|n| format!("{base}{n}"))
-        .find(|name| store.physical_index(ShardId::for_key(name)) == db)
-        .unwrap_or_default();
-    let new = NewAccount {
-        account: Account::new(ids.next(ShardId::for_key(&name)), &name, None, 0),
-        email: format!("{name}@example.com"),
-        email_key: format!("{name}@example.com"),
-        password_hash: "$argon2id$fake".to_owned(),
-        locale: None,
-    };
-    store.create_account(&new).await.expect("create account");
-    new.account.id
-}
+use pg_support::user_on as user;
 
 fn stamp(ids: &IdGenerator, shard: ShardId) -> Stamp {
     let id = ids.next(shard);
@@ -218,44 +201,10 @@ async fn a_statement_stuck_on_a_lock_ends_at_the_statement_timeout() {
     })
     .await
     .expect("connect");
-    let ids = IdGenerator::new();
-    let alice = user(&store, &ids, 0, "alice").await;
-
-    // Another session, straight on PostgreSQL, holds Alice's row.
-    let mut other = PgConnection::connect(&direct[0]).await.expect("connect");
-    other.execute("BEGIN").await.expect("begin");
-    other
-        .execute(
-            format!(
-                "SELECT id FROM accounts WHERE id = {} FOR UPDATE",
-                alice.as_i64()
-            )
-            .as_str(),
-        )
-        .await
-        .expect("lock");
-    let update = ProfileUpdate {
-        display_name: Some("Alice".into()),
-        ..ProfileUpdate::default()
-    };
-    let started = Instant::now();
-    let err = store
-        .update_profile(alice, &update)
-        .await
-        .expect_err("stuck behind the lock");
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "gave up after {:?}: the database's statement_timeout did not apply through PgBouncer",
-        started.elapsed()
-    );
-    other.execute("ROLLBACK").await.expect("rollback");
-    other.close().await.expect("close");
-    assert!(store
-        .update_profile(alice, &update)
-        .await
-        .expect("update")
-        .is_some());
+    // The lock is taken straight on PostgreSQL; the store goes through PgBouncer,
+    // where only the database's own statement_timeout can apply.
+    pg_support::assert_statement_timeout_ends_lock_waits(&store, &direct[0], "through PgBouncer")
+        .await;
     store.close().await;
 }
 

@@ -13,10 +13,12 @@
 
 #![allow(dead_code)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, Executor, PgConnection, Row};
-use starling_store::{PgClusterConfig, PgStore, PgStoreConfig, Store};
+use starling_domain::account::ProfileUpdate;
+use starling_domain::{Account, Id, IdGenerator, ShardId};
+use starling_store::{NewAccount, PgClusterConfig, PgStore, PgStoreConfig, Store, StoreError};
 use starling_testkit::Service;
 use tokio::sync::OnceCell;
 
@@ -309,4 +311,65 @@ pub async fn store_over(urls: &[String]) -> PgStore {
     PgStore::connect(config(urls, false))
         .await
         .expect("connect")
+}
+
+/// Creates an account whose username lands on physical database `db`
+/// (`base` plus the first number that does); returns its id.
+pub async fn user_on(store: &PgStore, ids: &IdGenerator, db: usize, base: &str) -> Id {
+    let name = (0..)
+        .map(|n| format!("{base}{n}"))
+        .find(|name| store.physical_index(ShardId::for_key(name)) == db)
+        .unwrap_or_default();
+    let new = NewAccount {
+        account: Account::new(ids.next(ShardId::for_key(&name)), &name, None, 0),
+        email: format!("{name}@example.com"),
+        email_key: format!("{name}@example.com"),
+        password_hash: "$argon2id$fake".to_owned(),
+        locale: None,
+    };
+    store.create_account(&new).await.expect("create account");
+    new.account.id
+}
+
+/// Another session, connected to `direct` (PostgreSQL itself), holds a row
+/// lock: a write through `store` behind it must end with `Unavailable`
+/// within a few seconds (its statement timeout), and succeed once the lock
+/// is gone. `via` names the path in the failure message.
+pub async fn assert_statement_timeout_ends_lock_waits(store: &PgStore, direct: &str, via: &str) {
+    let ids = IdGenerator::new();
+    let alice = user_on(store, &ids, 0, "alice").await;
+    let mut other = PgConnection::connect(direct).await.expect("connect");
+    other.execute("BEGIN").await.expect("begin");
+    other
+        .execute(
+            format!(
+                "SELECT id FROM accounts WHERE id = {} FOR UPDATE",
+                alice.as_i64()
+            )
+            .as_str(),
+        )
+        .await
+        .expect("lock");
+    let update = ProfileUpdate {
+        display_name: Some("Alice".into()),
+        ..ProfileUpdate::default()
+    };
+    let started = Instant::now();
+    let err = store
+        .update_profile(alice, &update)
+        .await
+        .expect_err("stuck behind the lock");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up after {:?}: the statement timeout did not apply ({via})",
+        started.elapsed()
+    );
+    other.execute("ROLLBACK").await.expect("rollback");
+    other.close().await.expect("close");
+    assert!(store
+        .update_profile(alice, &update)
+        .await
+        .expect("update")
+        .is_some());
 }
