@@ -62,7 +62,7 @@ use async_trait::async_trait;
 use redis::Script;
 use starling_domain::{Id, Page};
 
-use crate::redis_conn::{ttl_ms, RedisConn};
+use crate::redis_conn::{check_key_prefix, ttl_ms, RedisConn};
 use crate::timeline::{CacheError, CacheResult, TimelineCache, TimelineEntry};
 
 /// Capped timelines in Redis, for the distributed shape.
@@ -89,7 +89,7 @@ impl RedisTimelineCache {
         idle: Duration,
         timeout: Duration,
     ) -> Result<Self, CacheError> {
-        check_prefix(prefix)?;
+        check_key_prefix(prefix)?;
         let this = Self {
             conn: RedisConn::open(url, timeout, "timeline cache")?,
             prefix: prefix.to_owned(),
@@ -131,17 +131,6 @@ impl RedisTimelineCache {
         let (value,): (T,) = self.conn.eval(op, &pipe, &[script]).await?;
         Ok(value)
     }
-}
-
-/// A key prefix must not hold a hash tag of its own: Redis Cluster hashes
-/// the first `{...}` of a key, which must be the owner's.
-fn check_prefix(prefix: &str) -> CacheResult<()> {
-    if prefix.is_empty() || prefix.contains(['{', '}']) {
-        return Err(CacheError(format!(
-            "invalid Redis key prefix {prefix:?}: it must be non-empty, without braces"
-        )));
-    }
-    Ok(())
 }
 
 const SIGN: u64 = 1 << 63;
@@ -536,10 +525,10 @@ mod tests {
 
     #[test]
     fn prefixes_hold_no_hash_tag() {
-        assert!(check_prefix("starling").is_ok());
-        assert!(check_prefix("a:b").is_ok());
-        assert!(check_prefix("").is_err());
-        assert!(check_prefix("x{y}").is_err());
+        assert!(check_key_prefix("starling").is_ok());
+        assert!(check_key_prefix("a:b").is_ok());
+        assert!(check_key_prefix("").is_err());
+        assert!(check_key_prefix("x{y}").is_err());
     }
 
     #[test]
