@@ -72,6 +72,11 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
+/// The favourites count `core` shows for `id` (anonymous read).
+async fn favourites_of(core: &Core, id: Id) -> i64 {
+    core.status(None, id).await.unwrap().status.favourites_count
+}
+
 fn principal(account: Id) -> Principal {
     Principal {
         token_hash: SecretHash([7; 32]),
@@ -223,55 +228,22 @@ async fn a_favourite_through_one_process_is_counted_at_once_by_the_other() {
     let w = world().await;
     let (one, two) = (w.process(true, LONG).await, w.process(true, LONG).await);
     let status = w.post("count me").await;
-    assert_eq!(
-        one.status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
-        0
-    );
-    assert_eq!(
-        two.status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
-        0
-    );
+    assert_eq!(favourites_of(&one, status.id).await, 0);
+    assert_eq!(favourites_of(&two, status.id).await, 0);
 
     let after = one.favourite(&principal(w.bob), status.id).await.unwrap();
     assert_eq!(after.status.favourites_count, 1);
     assert_eq!(
-        two.status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
+        favourites_of(&two, status.id).await,
         1,
         "no stale counter in the other process"
     );
     // And a third, fresh process finds the new count, not the old entry.
     let three = w.process(true, LONG).await;
-    assert_eq!(
-        three
-            .status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
-        1
-    );
+    assert_eq!(favourites_of(&three, status.id).await, 1);
 
     one.unfavourite(&principal(w.bob), status.id).await.unwrap();
-    assert_eq!(
-        two.status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
-        0
-    );
+    assert_eq!(favourites_of(&two, status.id).await, 0);
 }
 
 #[tokio::test]
@@ -312,22 +284,8 @@ async fn with_the_message_lost_the_shared_level_serves_no_stale_copy() {
     // level's (or the store's).
     let two = w.process(true, Duration::from_millis(100)).await;
     let status = w.post("lost message").await;
-    assert_eq!(
-        one.status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
-        0
-    );
-    assert_eq!(
-        two.status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count,
-        0
-    );
+    assert_eq!(favourites_of(&one, status.id).await, 0);
+    assert_eq!(favourites_of(&two, status.id).await, 0);
     let entry = w
         .shared
         .get_many(ObjectKind::Status, &[status.id])
@@ -348,12 +306,7 @@ async fn with_the_message_lost_the_shared_level_serves_no_stale_copy() {
     // then sees the new count: the shared entry (60 s) is not read back.
     let started = Instant::now();
     loop {
-        let count = two
-            .status(None, status.id)
-            .await
-            .unwrap()
-            .status
-            .favourites_count;
+        let count = favourites_of(&two, status.id).await;
         if count == 1 {
             break;
         }

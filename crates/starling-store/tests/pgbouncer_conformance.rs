@@ -40,8 +40,8 @@ use std::time::Duration;
 use pg_support::Databases;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
-use starling_domain::{FollowOptions, IdGenerator, ShardId};
-use starling_store::{GraphStore, PgStore, PgStoreConfig, Stamp, Store};
+use starling_domain::IdGenerator;
+use starling_store::{GraphStore, PgStore, PgStoreConfig, Store};
 use starling_testkit::Service;
 use tokio::sync::OnceCell;
 
@@ -173,20 +173,7 @@ mod two_databases {
     starling_store::store_conformance_suite!(optional fresh);
 }
 
-const PLAIN: FollowOptions = FollowOptions {
-    reblogs: true,
-    notify: false,
-};
-
-use pg_support::user_on as user;
-
-fn stamp(ids: &IdGenerator, shard: ShardId) -> Stamp {
-    let id = ids.next(shard);
-    Stamp {
-        id,
-        at_ms: id.unix_ms() as i64,
-    }
-}
+use pg_support::{stamp, user_on as user, PLAIN};
 
 #[tokio::test]
 async fn a_statement_stuck_on_a_lock_ends_at_the_statement_timeout() {

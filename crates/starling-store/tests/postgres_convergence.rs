@@ -10,21 +10,16 @@
 
 mod pg_support;
 
+use pg_support::{stamp, PLAIN};
+
 use std::time::Duration;
 
 use sqlx::Connection;
 
-use starling_domain::{
-    Account, FollowOptions, Id, IdGenerator, Page, Relationship, ShardId, Status, Visibility,
-};
+use starling_domain::{Account, Id, IdGenerator, Page, Relationship, ShardId, Status, Visibility};
 use starling_store::{
     AccountStatusFilter, CrashPoint, Created, GraphStore, NewAccount, NewStatus, OutboxStore,
-    PgStore, Stamp, StatusStore, Store, StoreError,
-};
-
-const PLAIN: FollowOptions = FollowOptions {
-    reblogs: true,
-    notify: false,
+    PgStore, StatusStore, Store, StoreError,
 };
 
 /// A username (`base` plus a number) whose shard is on database `db`.
@@ -64,14 +59,6 @@ async fn user(store: &PgStore, ids: &IdGenerator, db: usize, base: &str) -> Id {
     let new = new_account(ids, &name, &format!("{name}@example.com"));
     store.create_account(&new).await.expect("create account");
     new.account.id
-}
-
-fn stamp(ids: &IdGenerator, shard: ShardId) -> Stamp {
-    let id = ids.next(shard);
-    Stamp {
-        id,
-        at_ms: id.unix_ms() as i64,
-    }
 }
 
 fn post(ids: &IdGenerator, author: Id, text: &str) -> Status {

@@ -8,25 +8,12 @@ mod pg_support;
 
 use std::time::Duration;
 
-use starling_domain::{FollowOptions, Id, IdGenerator, Page, ShardId};
+use starling_domain::{Id, IdGenerator, Page, ShardId};
 use starling_store::{
-    CrashPoint, GraphStore, PgClusterConfig, PgStore, PgStoreConfig, Stamp, Store, StoreError,
+    CrashPoint, GraphStore, PgClusterConfig, PgStore, PgStoreConfig, Store, StoreError,
 };
 
-const PLAIN: FollowOptions = FollowOptions {
-    reblogs: true,
-    notify: false,
-};
-
-use pg_support::user_on as user;
-
-fn stamp(ids: &IdGenerator, shard: ShardId) -> Stamp {
-    let id = ids.next(shard);
-    Stamp {
-        id,
-        at_ms: id.unix_ms() as i64,
-    }
-}
+use pg_support::{stamp, user_on as user, PLAIN};
 
 async fn followers_count(store: &PgStore, id: Id) -> i64 {
     store

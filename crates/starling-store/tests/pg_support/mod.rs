@@ -17,8 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, Executor, PgConnection, Row};
 use starling_domain::account::ProfileUpdate;
-use starling_domain::{Account, Id, IdGenerator, ShardId};
-use starling_store::{NewAccount, PgClusterConfig, PgStore, PgStoreConfig, Store, StoreError};
+use starling_domain::{Account, FollowOptions, Id, IdGenerator, ShardId};
+use starling_store::{
+    NewAccount, PgClusterConfig, PgStore, PgStoreConfig, Stamp, Store, StoreError,
+};
 use starling_testkit::Service;
 use tokio::sync::OnceCell;
 
@@ -372,4 +374,19 @@ pub async fn assert_statement_timeout_ends_lock_waits(store: &PgStore, direct: &
         .await
         .expect("update")
         .is_some());
+}
+
+/// A follow with boosts shown and no notifications.
+pub const PLAIN: FollowOptions = FollowOptions {
+    reblogs: true,
+    notify: false,
+};
+
+/// A fresh stamp (id and time) on `shard`.
+pub fn stamp(ids: &IdGenerator, shard: ShardId) -> Stamp {
+    let id = ids.next(shard);
+    Stamp {
+        id,
+        at_ms: id.unix_ms() as i64,
+    }
 }
