@@ -25,7 +25,7 @@ use starling_domain::{Clock, Id, IdGenerator, ShardId};
 use starling_store::{Stamp, Store};
 use tokio::sync::Notify;
 
-pub use objects::{tombstone_for, ObjectCache, SharedLevel};
+pub use objects::{tombstone_for, ObjectCache, RecentIds, SharedLevel, RECENT_IDS};
 
 pub use error::{CoreError, CoreResult, OAuthError};
 pub use oauth::Principal;
@@ -53,6 +53,10 @@ pub struct CoreSettings {
     /// How long an invalidation's tombstone lives in the shared level
     /// ([`tombstone_for`]).
     pub shared_object_tombstone: std::time::Duration,
+    /// How many of a large account's newest status ids each process keeps
+    /// for home reads to merge ([`RECENT_IDS`]; pages reaching
+    /// past them read the store).
+    pub recent_ids_per_author: usize,
 }
 
 impl Default for CoreSettings {
@@ -69,6 +73,7 @@ impl Default for CoreSettings {
                 std::time::Duration::ZERO,
                 std::time::Duration::from_secs(2),
             ),
+            recent_ids_per_author: objects::RECENT_IDS,
         }
     }
 }
@@ -120,7 +125,8 @@ impl Core {
                     ttl: settings.shared_object_ttl,
                     tombstone: settings.shared_object_tombstone,
                 }),
-            ),
+            )
+            .keeping_recent(settings.recent_ids_per_author),
             outbox_written: Arc::new(Notify::new()),
             ids,
             clock,

@@ -117,10 +117,40 @@ pub struct SharedLevel {
     pub tombstone: Duration,
 }
 
+/// How many of an author's newest status ids [`ObjectCache::recent_ids`]
+/// keeps by default: twice the largest page, as a home merge reads twice a
+/// page.
+pub const RECENT_IDS: usize = 80;
+
+/// An author's newest status ids, newest first (boosts and replies
+/// included: what `Store::statuses_by_authors` returns).
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecentIds {
+    pub ids: Vec<Id>,
+    /// Whether `ids` is everything the author has (fewer than were asked
+    /// for); otherwise it holds every id down to its last one.
+    pub complete: bool,
+}
+
+impl RecentIds {
+    /// Whether every id of this author above `id` is in `ids` (`None`: all
+    /// of them).
+    pub fn covers_above(&self, id: Option<Id>) -> bool {
+        self.complete || matches!((id, self.ids.last()), (Some(id), Some(oldest)) if id >= *oldest)
+    }
+}
+
 #[derive(Clone)]
 pub struct ObjectCache {
     accounts: Level<Account>,
     statuses: Level<Status>,
+    /// The newest status ids of the large accounts home reads merge, by
+    /// author. Their epochs are the accounts' (every post, boost and
+    /// deletion invalidates its author's account, counters included), so an
+    /// author's invalidation, from here or another process, drops them too.
+    recent: Level<RecentIds>,
+    /// How many ids `recent` keeps per author.
+    recent_len: usize,
     others: Arc<dyn Invalidations>,
     shared: Option<Arc<Shared>>,
 }
@@ -161,6 +191,14 @@ impl<T: Send + Sync + 'static> Level<T> {
     fn forget_all(&self) {
         self.epochs.bump_all();
         self.memory.invalidate_all();
+    }
+
+    /// A level whose entries are invalidated with `other`'s (same epochs).
+    fn beside<U>(other: &Level<U>, capacity: u64, ttl: Duration) -> Self {
+        Self {
+            epochs: other.epochs.clone(),
+            ..Self::new(capacity, ttl)
+        }
     }
 }
 
@@ -213,8 +251,11 @@ impl ObjectCache {
         others: Arc<dyn Invalidations>,
         shared: Option<SharedLevel>,
     ) -> Self {
+        let accounts = Level::new(capacity, ttl);
         Self {
-            accounts: Level::new(capacity, ttl),
+            recent: Level::beside(&accounts, capacity / 16 + 1, ttl),
+            recent_len: RECENT_IDS,
+            accounts,
             statuses: Level::new(capacity, ttl),
             others,
             shared: shared.map(|level| {
@@ -243,6 +284,42 @@ impl ObjectCache {
             store.statuses(&missing).await
         })
         .await
+    }
+
+    /// Keeps `n` ids per author in [`ObjectCache::recent_ids`] (tests use
+    /// a few, to page past them).
+    pub fn keeping_recent(mut self, n: usize) -> Self {
+        self.recent_len = n.max(1);
+        self
+    }
+
+    /// `author`'s newest status ids ([`RECENT_IDS`] of them), from this
+    /// process's memory or one store read. Only the first level holds them:
+    /// they are read per author by every home read that merges that author,
+    /// so each process keeps its own copy, dropped whenever the author's
+    /// account is invalidated: every post, boost and deletion invalidates
+    /// its author's account (the counters change).
+    pub async fn recent_ids(&self, store: &dyn Store, author: Id) -> StoreResult<Arc<RecentIds>> {
+        let level = &self.recent;
+        let pinned = primary_reads_forced();
+        if !pinned {
+            if let Some(hit) = level.memory.get(&author) {
+                metrics::counter!("starling_recent_ids_lookups_total", "level" => "memory")
+                    .increment(1);
+                return Ok(hit);
+            }
+        }
+        metrics::counter!("starling_recent_ids_lookups_total", "level" => "store").increment(1);
+        let before = epochs_of(&level.epochs, &[author]);
+        let rows = store
+            .statuses_by_authors(&[author], &starling_domain::Page::first(self.recent_len))
+            .await?;
+        let recent = Arc::new(RecentIds {
+            complete: rows.len() < self.recent_len,
+            ids: rows.iter().map(|s| s.id).collect(),
+        });
+        remember(level, &before, author, recent.clone());
+        Ok(recent)
     }
 
     async fn lookup<T, F, Fut>(
@@ -412,10 +489,14 @@ impl ObjectCache {
     /// Drops what an invalidation names (from this process or another).
     pub fn apply(&self, what: &Invalidation) {
         match what {
-            Invalidation::Accounts(ids) => self.accounts.forget(ids),
+            Invalidation::Accounts(ids) => {
+                self.accounts.forget(ids);
+                self.recent.forget(ids);
+            }
             Invalidation::Statuses(ids) => self.statuses.forget(ids),
             Invalidation::Everything => {
                 self.accounts.forget_all();
+                self.recent.forget_all();
                 self.statuses.forget_all();
             }
         }

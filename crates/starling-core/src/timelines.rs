@@ -3,11 +3,14 @@
 //!
 //! A home read costs O(page size): one range read of the cached list, one
 //! read of the reader's large followees (a short list, by an index on the
-//! follow rows' large flag), one merge query over those few authors bounded
-//! by the page, then hydration with batched multi-gets. Only a rebuild reads
-//! the reader's whole follow list.
+//! follow rows' large flag), a merge of those few authors' newest ids (kept
+//! in each process's memory and shared by all its readers; a store query
+//! bounded by the page only for pages that reach past them), then
+//! hydration with batched multi-gets. Only a rebuild reads the reader's
+//! whole follow list.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use starling_cache::TimelineEntry;
 use starling_domain::status::belongs_in_home;
@@ -159,7 +162,7 @@ impl Core {
                 ..*page
             };
             let authors: Vec<Id> = large.iter().map(|(id, _)| *id).collect();
-            let merged_rows = self.store.statuses_by_authors(&authors, &wide).await?;
+            let (merged_rows, source) = self.large_rows(&authors, &wide).await?;
             let targets = self.reply_targets_followed(me, &merged_rows).await?;
             for s in &merged_rows {
                 let options = large
@@ -173,15 +176,68 @@ impl Core {
                     ids.push(s.id);
                 }
             }
-            sources.push((
-                merged_rows.len() == wide.limit,
-                merged_rows.first().map(|s| s.id),
-                merged_rows.last().map(|s| s.id),
-            ));
+            sources.push(source);
         }
         ids.sort_unstable_by(|a, b| b.cmp(a));
         ids.dedup();
         Ok(HomeSlice::cut(ids, page, &sources))
+    }
+
+    /// What `Store::statuses_by_authors(authors, page)` answers (newest
+    /// first), and that source's `(full, newest, oldest)` for
+    /// [`HomeSlice::cut`].
+    ///
+    /// The answer is taken from each author's newest ids kept in memory
+    /// ([`crate::objects::RecentIds`], shared by every reader of this
+    /// process) whenever they hold it exactly: the page picked from the
+    /// union of those ids is the store's if, for every author, every id
+    /// that could be on it is known (its list is complete, or reaches below
+    /// the page's oldest id, or below the lower bound when the page is
+    /// short or ascending). The rows then come from the object cache. Else
+    /// (deep pages) the store answers.
+    async fn large_rows(
+        &self,
+        authors: &[Id],
+        page: &Page,
+    ) -> CoreResult<(Vec<Arc<Status>>, (bool, Option<Id>, Option<Id>))> {
+        let store = &*self.store;
+        let mut recent = Vec::with_capacity(authors.len());
+        for author in authors {
+            recent.push(self.objects.recent_ids(store, *author).await?);
+        }
+        let mut ids: Vec<Id> = recent.iter().flat_map(|r| r.ids.iter().copied()).collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        let ids = page.select(ids, |id| *id);
+        let known_from = if page.ascending() || ids.len() < page.limit {
+            page.lower()
+        } else {
+            ids.last().copied()
+        };
+        if recent.iter().all(|r| r.covers_above(known_from)) {
+            metrics::counter!("starling_home_large_merges_total", "from" => "memory").increment(1);
+            let mut rows = self.objects.statuses(store, &ids).await?;
+            rows.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
+            let source = (
+                ids.len() == page.limit,
+                ids.first().copied(),
+                ids.last().copied(),
+            );
+            return Ok((rows, source));
+        }
+        metrics::counter!("starling_home_large_merges_total", "from" => "store").increment(1);
+        let rows: Vec<Arc<Status>> = store
+            .statuses_by_authors(authors, page)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let source = (
+            rows.len() == page.limit,
+            rows.first().map(|s| s.id),
+            rows.last().map(|s| s.id),
+        );
+        Ok((rows, source))
     }
 
     /// The cached page, rebuilding the list first if it is missing; `None`
@@ -261,11 +317,12 @@ impl Core {
     pub(crate) async fn reply_targets_followed(
         &self,
         me: Id,
-        statuses: &[Status],
+        statuses: &[impl std::borrow::Borrow<Status>],
     ) -> CoreResult<HashSet<Id>> {
         let mut targets: Vec<Id> = statuses
             .iter()
-            .filter(|s| s.is_reply_to_other())
+            .map(std::borrow::Borrow::borrow)
+            .filter(|s: &&Status| s.is_reply_to_other())
             .filter_map(|s| s.in_reply_to_account_id)
             .filter(|t| *t != me)
             .collect();

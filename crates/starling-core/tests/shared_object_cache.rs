@@ -452,3 +452,25 @@ async fn reads_pinned_to_the_primary_skip_the_shared_copy() {
         "a pinned one reads the store"
     );
 }
+
+#[tokio::test]
+async fn an_authors_post_through_one_process_drops_the_recent_ids_another_keeps() {
+    let w = world().await;
+    let reader = ObjectCache::new(1_000, LONG, w.broadcast.clone(), None);
+    reader.listen().await.unwrap();
+    let writer = ObjectCache::new(1_000, LONG, w.broadcast.clone(), None);
+    let first = w.post("one").await;
+    let recent = reader.recent_ids(&*w.store, w.alice).await.unwrap();
+    assert_eq!(recent.ids, vec![first.id]);
+    assert!(recent.complete);
+
+    // Written but not yet announced: the reader keeps its copy.
+    let second = w.post("two").await;
+    let recent = reader.recent_ids(&*w.store, w.alice).await.unwrap();
+    assert_eq!(recent.ids, vec![first.id]);
+
+    // The writer announces the change to alice (as every post does).
+    writer.forget_accounts(&[w.alice]).await;
+    let recent = reader.recent_ids(&*w.store, w.alice).await.unwrap();
+    assert_eq!(recent.ids, vec![second.id, first.id]);
+}
