@@ -184,6 +184,11 @@ pub struct CacheConfig {
     /// answer; this bounds what a lost invalidation costs). 0 keeps object
     /// caches per process.
     pub object_ttl_secs: u64,
+    /// Accounts and statuses each process keeps in memory, of each kind
+    /// (the object cache's first level). Home reads look up some sixty
+    /// objects a page; when the active readers' pages hold more objects
+    /// than this, reads go to the store.
+    pub object_capacity: u64,
 }
 
 impl Default for CacheConfig {
@@ -193,6 +198,7 @@ impl Default for CacheConfig {
             key_prefix: "starling".into(),
             timeout_ms: 2_000,
             object_ttl_secs: 60,
+            object_capacity: 100_000,
         }
     }
 }

@@ -210,6 +210,7 @@ pub async fn build_core(
             registrations_open: config.registrations_open,
             base_url: base_url.trim_end_matches('/').to_owned(),
             large_account_threshold: config.large_account_threshold,
+            object_cache_capacity: config.cache.object_capacity.max(1),
             object_cache_ttl,
             shared_object_ttl: Duration::from_secs(config.cache.object_ttl_secs),
             shared_object_tombstone: tombstone_for(

@@ -1352,6 +1352,23 @@ pub async fn relations_agree_with_relationships(store: &dyn Store) {
         .await
         .expect("relations")
         .is_empty());
+
+    // Viewers with only one kind of fact, or none (adapters may look for
+    // blocks and mutes only where the viewer has some).
+    let only = |viewer: Id, target: Id| async move {
+        store.relations(viewer, &[target]).await.expect("relations")[0]
+    };
+    assert!(only(erin, alice).await.blocked, "erin blocks alice");
+    assert!(only(dave, alice).await.blocked, "dave is blocked by alice");
+    assert!(!only(dave, alice).await.muting, "dave mutes nobody");
+    assert_eq!(only(bob, alice).await, crate::RelationFlags::none(alice));
+    let gina = user(store, &ids, "gina").await.id;
+    store
+        .mute(gina, bob, true, stamp(&ids, gina.shard()))
+        .await
+        .expect("mute");
+    let muted = only(gina, bob).await;
+    assert!(muted.muting && !muted.blocked && !muted.following);
 }
 
 /// Who `notified_followers_before` lists for a status posted between two
