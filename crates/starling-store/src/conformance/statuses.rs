@@ -1211,6 +1211,24 @@ pub async fn interactions_among_match_favourites_and_boosts(store: &dyn Store) {
     for _ in 0..40 {
         asked.push(ids.next(alice.id.shard()));
     }
+    // Only what lies among the ids asked, even with others nearby; and
+    // nothing for an account that never favourited or boosted.
+    let near = store
+        .interactions_among(bob.id, &[neither.id])
+        .await
+        .expect("interactions_among");
+    assert!(near.favourited.is_empty() && near.reblogged.is_empty());
+    let span = store
+        .interactions_among(bob.id, &[liked.id, neither.id])
+        .await
+        .expect("interactions_among");
+    assert_eq!((span.favourited, span.reblogged), (vec![liked.id], vec![]));
+    let quiet = user(store, &ids, "carol").await;
+    let none = store
+        .interactions_among(quiet.id, &asked)
+        .await
+        .expect("interactions_among");
+    assert!(none.favourited.is_empty() && none.reblogged.is_empty());
     let got = store
         .interactions_among(bob.id, &asked)
         .await
