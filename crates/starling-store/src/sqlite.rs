@@ -24,6 +24,7 @@ use starling_domain::{Account, Id, ScopeSet, SecretHash, ShardId};
 use crate::{Login, NewAccount, ShardMap, Store, StoreError, StoreResult};
 
 pub(crate) mod fast;
+mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -34,6 +35,8 @@ pub struct SqliteDb {
     pub(crate) reader: SqlitePool,
     /// Reads on the calling thread (the hot ones).
     pub(crate) fast: Arc<fast::FastReader>,
+    /// Hot write transactions on the calling thread ([`SqliteDb::write`]).
+    pub(crate) fast_writer: Arc<write::FastWriter>,
 }
 
 impl std::fmt::Debug for SqliteDb {
@@ -92,6 +95,7 @@ impl SqliteStore {
                 writer,
                 reader,
                 fast,
+                fast_writer: Arc::new(write::FastWriter::new(path, ACQUIRE_TIMEOUT)),
             }),
         })
     }

@@ -32,8 +32,6 @@ use crate::sqlite::{
 };
 use crate::{StoreError, StoreResult};
 
-/// Most ids bound into one `IN (...)` list.
-const CHUNK: usize = 500;
 /// How deep and how wide a thread read may walk.
 const THREAD_DEPTH_MAX: i64 = 64;
 const THREAD_ROWS_MAX: i64 = 4096;
@@ -486,138 +484,129 @@ impl SqliteStore {
 #[async_trait]
 impl StatusStore for SqliteStore {
     async fn create_status(&self, new: &NewStatus) -> StoreResult<Created> {
+        // The post path: one transaction on this thread (see
+        // `sqlite/write.rs`), its statements prepared once.
+        use rusqlite::OptionalExtension;
         let s = &new.status;
-        let mut tx = self
-            .db(s.account_id.shard())
-            .writer
-            .begin()
-            .await
-            .map_err(map_err)?;
-        if let Some(key) = &new.idempotency {
-            let live: Option<i64> = sqlx::query_scalar(
-                "SELECT status_id FROM idempotency_keys \
-                 WHERE account_id = ? AND key = ? AND expires_at > ?",
-            )
-            .bind(s.account_id.as_i64())
-            .bind(&key.key)
-            .bind(s.created_at_ms)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(existing) = live {
-                return Ok(Created::Existing(Id::from_i64(existing)));
-            }
-        }
-        if let Some(original) = s.reblog_of_id {
-            let earlier: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM statuses WHERE account_id = ? AND reblog_of_id = ?",
-            )
-            .bind(s.account_id.as_i64())
-            .bind(original.as_i64())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(existing) = earlier {
-                return Ok(Created::Existing(Id::from_i64(existing)));
-            }
-        }
-
-        let mentions: Vec<String> = s.mentions.iter().map(Id::to_string).collect();
-        sqlx::query(
-            "INSERT INTO statuses (id, account_id, reblog_of_id, in_reply_to_id, \
-             in_reply_to_account_id, text, content, spoiler_text, sensitive, visibility, language, \
-             app_id, mentions, tags, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_i64())
-        .bind(s.account_id.as_i64())
-        .bind(s.reblog_of_id.map(Id::as_i64))
-        .bind(s.in_reply_to_id.map(Id::as_i64))
-        .bind(s.in_reply_to_account_id.map(Id::as_i64))
-        .bind(&s.text)
-        .bind(&s.content)
-        .bind(&s.spoiler_text)
-        .bind(s.sensitive)
-        .bind(visibility_code(s.visibility))
-        .bind(&s.language)
-        .bind(s.app_id.map(Id::as_i64))
-        .bind(mentions.join(" "))
-        .bind(s.tags.join(" "))
-        .bind(s.created_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE accounts SET statuses_count = statuses_count + 1, \
-             last_status_at = MAX(COALESCE(last_status_at, 0), ?) WHERE id = ?",
-        )
-        .bind(s.created_at_ms)
-        .bind(s.account_id.as_i64())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if let Some(parent) = s.in_reply_to_id {
-            sqlx::query("INSERT OR IGNORE INTO status_replies (parent_id, reply_id) VALUES (?, ?)")
-                .bind(parent.as_i64())
-                .bind(s.id.as_i64())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            bump_status(&mut tx, parent, "replies_count", 1).await?;
-        }
-        if let Some(original) = s.reblog_of_id {
-            bump_status(&mut tx, original, "reblogs_count", 1).await?;
-        }
-        for tag in &s.tags {
-            sqlx::query(
-                "INSERT INTO tags (name, uses) VALUES (?, 1) \
-                 ON CONFLICT(name) DO UPDATE SET uses = uses + 1",
-            )
-            .bind(tag)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if s.visibility == Visibility::Public && !s.is_reblog() {
-                sqlx::query("INSERT OR IGNORE INTO status_tags (tag, status_id) VALUES (?, ?)")
-                    .bind(tag)
-                    .bind(s.id.as_i64())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-        }
-        if let Some(key) = &new.idempotency {
-            // Expired keys of this author go as new ones come: bounded per author.
-            sqlx::query("DELETE FROM idempotency_keys WHERE account_id = ? AND expires_at <= ?")
-                .bind(s.account_id.as_i64())
-                .bind(s.created_at_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            sqlx::query(
-                "INSERT OR REPLACE INTO idempotency_keys (account_id, key, status_id, expires_at) \
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(s.account_id.as_i64())
-            .bind(&key.key)
-            .bind(s.id.as_i64())
-            .bind(key.expires_at_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        emit(
-            &mut tx,
-            s.id,
-            s.created_at_ms,
-            EventKind::StatusCreated {
+        let event = Event {
+            id: s.id,
+            created_at_ms: s.created_at_ms,
+            kind: EventKind::StatusCreated {
                 status_id: s.id,
                 author_id: s.account_id,
             },
-        )
-        .await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Created::New(Box::new(s.clone())))
+        }
+        .to_json();
+        let mentions: Vec<String> = s.mentions.iter().map(Id::to_string).collect();
+        let (mentions, tags) = (mentions.join(" "), s.tags.join(" "));
+        self.db(s.account_id.shard())
+            .write(|tx| {
+                let author = s.account_id.as_i64();
+                if let Some(key) = &new.idempotency {
+                    let live: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT status_id FROM idempotency_keys \
+                             WHERE account_id = ? AND key = ? AND expires_at > ?",
+                        )?
+                        .query_row(rusqlite::params![author, key.key, s.created_at_ms], |r| {
+                            r.get(0)
+                        })
+                        .optional()?;
+                    if let Some(existing) = live {
+                        return Ok(Created::Existing(Id::from_i64(existing)));
+                    }
+                }
+                if let Some(original) = s.reblog_of_id {
+                    let earlier: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT id FROM statuses WHERE account_id = ? AND reblog_of_id = ?",
+                        )?
+                        .query_row([author, original.as_i64()], |r| r.get(0))
+                        .optional()?;
+                    if let Some(existing) = earlier {
+                        return Ok(Created::Existing(Id::from_i64(existing)));
+                    }
+                }
+                tx.prepare_cached(
+                    "INSERT INTO statuses (id, account_id, reblog_of_id, in_reply_to_id, \
+                     in_reply_to_account_id, text, content, spoiler_text, sensitive, visibility, \
+                     language, app_id, mentions, tags, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(rusqlite::params![
+                    s.id.as_i64(),
+                    author,
+                    s.reblog_of_id.map(Id::as_i64),
+                    s.in_reply_to_id.map(Id::as_i64),
+                    s.in_reply_to_account_id.map(Id::as_i64),
+                    s.text,
+                    s.content,
+                    s.spoiler_text,
+                    s.sensitive,
+                    visibility_code(s.visibility),
+                    s.language,
+                    s.app_id.map(Id::as_i64),
+                    mentions,
+                    tags,
+                    s.created_at_ms,
+                ])?;
+                tx.prepare_cached(
+                    "UPDATE accounts SET statuses_count = statuses_count + 1, \
+                     last_status_at = MAX(COALESCE(last_status_at, 0), ?) WHERE id = ?",
+                )?
+                .execute([s.created_at_ms, author])?;
+                let bump = |column: &str, id: Id| {
+                    tx.prepare_cached(&format!(
+                        "UPDATE statuses SET {column} = MAX({column} + 1, 0) WHERE id = ?"
+                    ))?
+                    .execute([id.as_i64()])
+                };
+                if let Some(parent) = s.in_reply_to_id {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO status_replies (parent_id, reply_id) VALUES (?, ?)",
+                    )?
+                    .execute([parent.as_i64(), s.id.as_i64()])?;
+                    bump("replies_count", parent)?;
+                }
+                if let Some(original) = s.reblog_of_id {
+                    bump("reblogs_count", original)?;
+                }
+                for tag in &s.tags {
+                    tx.prepare_cached(
+                        "INSERT INTO tags (name, uses) VALUES (?, 1) \
+                         ON CONFLICT(name) DO UPDATE SET uses = uses + 1",
+                    )?
+                    .execute([tag])?;
+                    if s.visibility == Visibility::Public && !s.is_reblog() {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO status_tags (tag, status_id) VALUES (?, ?)",
+                        )?
+                        .execute(rusqlite::params![tag, s.id.as_i64()])?;
+                    }
+                }
+                if let Some(key) = &new.idempotency {
+                    // Expired keys of this author go as new ones come:
+                    // bounded per author.
+                    tx.prepare_cached(
+                        "DELETE FROM idempotency_keys WHERE account_id = ? AND expires_at <= ?",
+                    )?
+                    .execute([author, s.created_at_ms])?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO idempotency_keys \
+                         (account_id, key, status_id, expires_at) VALUES (?, ?, ?, ?)",
+                    )?
+                    .execute(rusqlite::params![
+                        author,
+                        key.key,
+                        s.id.as_i64(),
+                        key.expires_at_ms
+                    ])?;
+                }
+                tx.prepare_cached("INSERT INTO outbox (event) VALUES (?)")?
+                    .execute([&event])?;
+                Ok(Created::New(Box::new(s.clone())))
+            })
+            .await
     }
 
     async fn status(&self, id: Id) -> StoreResult<Option<Status>> {
@@ -1712,30 +1701,29 @@ impl NotificationStore for SqliteStore {
         let Some(first) = notifications.first() else {
             return Ok(());
         };
-        let mut tx = self
-            .db(first.account_id.shard())
-            .writer
-            .begin()
+        // Every post with mentions or notify followers comes here: one
+        // transaction on this thread (see `sqlite/write.rs`).
+        self.db(first.account_id.shard())
+            .write(|tx| {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO notifications \
+                     (id, account_id, kind, from_account_id, status_id, created_at, event_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )?;
+                for n in notifications {
+                    insert.execute(rusqlite::params![
+                        n.id.as_i64(),
+                        n.account_id.as_i64(),
+                        n.kind.as_str(),
+                        n.from_account_id.as_i64(),
+                        n.status_id.map(Id::as_i64),
+                        n.created_at_ms,
+                        n.event_id.as_i64(),
+                    ])?;
+                }
+                Ok(())
+            })
             .await
-            .map_err(map_err)?;
-        for n in notifications {
-            sqlx::query(
-                "INSERT OR IGNORE INTO notifications \
-                 (id, account_id, kind, from_account_id, status_id, created_at, event_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(n.id.as_i64())
-            .bind(n.account_id.as_i64())
-            .bind(n.kind.as_str())
-            .bind(n.from_account_id.as_i64())
-            .bind(n.status_id.map(Id::as_i64))
-            .bind(n.created_at_ms)
-            .bind(n.event_id.as_i64())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
     }
 
     async fn notifications(
@@ -1899,14 +1887,13 @@ impl OutboxStore for SqliteStore {
     async fn outbox_pending(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
         let mut out = Vec::new();
         for (index, db) in self.physical_dbs().iter().enumerate() {
-            let rows = sqlx::query("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?")
-                .bind(limit as i64)
-                .fetch_all(&db.reader)
-                .await
-                .map_err(map_err)?;
-            for row in &rows {
-                let seq: i64 = row.get("seq");
-                let text: String = row.get("event");
+            // The relay asks after every write: on this thread.
+            let rows: Vec<(i64, String)> = db.fast.with(|c| {
+                c.prepare_cached("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?")?
+                    .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })?;
+            for (seq, text) in rows {
                 match Event::from_json(&text) {
                     Some(event) => out.push(OutboxEntry {
                         key: (index as u32, seq),
@@ -1946,15 +1933,18 @@ impl OutboxStore for SqliteStore {
                 .filter(|(i, _)| *i as usize == index)
                 .map(|(_, s)| *s)
                 .collect();
-            for chunk in seqs.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE seq IN (");
-                let mut list = qb.separated(", ");
-                for s in chunk {
-                    list.push_bind(*s);
-                }
-                list.push_unseparated(")");
-                qb.build().execute(&db.writer).await.map_err(map_err)?;
+            if seqs.is_empty() {
+                continue;
             }
+            // After every relayed batch: one transaction on this thread.
+            db.write(|tx| {
+                let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?")?;
+                for seq in &seqs {
+                    delete.execute([seq])?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         if keys.iter().any(|(i, _)| *i as usize >= dbs.len()) {
             return Err(StoreError::Internal("outbox key of no database".into()));

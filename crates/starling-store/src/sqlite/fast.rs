@@ -27,9 +27,9 @@ use crate::{StoreError, StoreResult};
 const STATEMENT_CACHE: usize = 256;
 /// Bytes of the file mapped into memory (SQLite caps it at its compiled
 /// maximum, 2 GiB by default; the rest is read with `pread`).
-const MMAP_BYTES: i64 = 1 << 34;
+pub(crate) const MMAP_BYTES: i64 = 1 << 34;
 /// Page cache per connection, KiB (on top of the mapping).
-const CACHE_KIB: i64 = 16 * 1024;
+pub(crate) const CACHE_KIB: i64 = 16 * 1024;
 
 /// Idle read connections to one database file, opened as needed.
 pub(crate) struct FastReader {
