@@ -27,9 +27,9 @@ use crate::{StoreError, StoreResult};
 const STATEMENT_CACHE: usize = 256;
 /// Bytes of the file mapped into memory (SQLite caps it at its compiled
 /// maximum, 2 GiB by default; the rest is read with `pread`).
-pub(crate) const MMAP_BYTES: i64 = 1 << 34;
+const MMAP_BYTES: i64 = 1 << 34;
 /// Page cache per connection, KiB (on top of the mapping).
-pub(crate) const CACHE_KIB: i64 = 16 * 1024;
+const CACHE_KIB: i64 = 16 * 1024;
 
 /// Idle read connections to one database file, opened as needed.
 pub(crate) struct FastReader {
@@ -39,6 +39,27 @@ pub(crate) struct FastReader {
     /// at once, and closed when they come back).
     keep: usize,
     busy_timeout: Duration,
+}
+
+/// A connection of the calling-thread paths to `path` (`flags` plus
+/// no-mutex and URI): the busy timeout, `statements` kept prepared, the
+/// file mapped, a larger page cache, temporary b-trees in memory.
+pub(crate) fn open_tuned(
+    path: &Path,
+    flags: OpenFlags,
+    busy_timeout: Duration,
+    statements: usize,
+) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(statements);
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    Ok(conn)
 }
 
 impl FastReader {
@@ -52,18 +73,12 @@ impl FastReader {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
+        open_tuned(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        conn.busy_timeout(self.busy_timeout)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
-        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-        conn.pragma_update(None, "temp_store", "memory")?;
-        Ok(conn)
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+            self.busy_timeout,
+            STATEMENT_CACHE,
+        )
     }
 
     /// Runs `f` on an idle connection (opening one if none is idle).

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use super::fast::map_err;
+use super::fast::{map_err, open_tuned};
 use super::SqliteDb;
 use crate::StoreResult;
 
@@ -54,21 +54,16 @@ impl FastWriter {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
+        let conn = open_tuned(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE,
+            self.busy_timeout,
+            STATEMENT_CACHE,
         )?;
-        conn.busy_timeout(self.busy_timeout)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // As sqlx's writer (sqlite.rs): WAL is the file's, the rest is
-        // per connection.
+        // As sqlx's writer (sqlite.rs): WAL is the file's; these are per
+        // connection.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "mmap_size", super::fast::MMAP_BYTES)?;
-        conn.pragma_update(None, "cache_size", -super::fast::CACHE_KIB)?;
-        conn.pragma_update(None, "temp_store", "memory")?;
         Ok(conn)
     }
 }
