@@ -75,6 +75,16 @@ impl HomeSlice {
     }
 }
 
+/// What [`HomeSlice::cut`] needs of one source's ids (newest first): whether
+/// it returned a full page, its newest and its oldest.
+fn source_of(ids: &[Id], page: &Page) -> (bool, Option<Id>, Option<Id>) {
+    (
+        ids.len() == page.limit,
+        ids.first().copied(),
+        ids.last().copied(),
+    )
+}
+
 /// Account-timeline options (`GET /api/v1/accounts/:id/statuses`).
 #[derive(Clone, Debug, Default)]
 pub struct AccountTimelineOptions {
@@ -148,11 +158,7 @@ impl Core {
                 .map(|e| e.id)
                 .collect(),
         };
-        let mut sources = vec![(
-            cached.len() == page.limit,
-            cached.first().copied(),
-            cached.last().copied(),
-        )];
+        let mut sources = vec![source_of(&cached, page)];
         let mut ids = cached;
         if !large.is_empty() {
             // Some rows of large accounts do not belong (hidden boosts,
@@ -218,12 +224,7 @@ impl Core {
             metrics::counter!("starling_home_large_merges_total", "from" => "memory").increment(1);
             let mut rows = self.objects.statuses(store, &ids).await?;
             rows.sort_unstable_by_key(|s| std::cmp::Reverse(s.id));
-            let source = (
-                ids.len() == page.limit,
-                ids.first().copied(),
-                ids.last().copied(),
-            );
-            return Ok((rows, source));
+            return Ok((rows, source_of(&ids, page)));
         }
         metrics::counter!("starling_home_large_merges_total", "from" => "store").increment(1);
         let rows: Vec<Arc<Status>> = store
@@ -232,12 +233,8 @@ impl Core {
             .into_iter()
             .map(Arc::new)
             .collect();
-        let source = (
-            rows.len() == page.limit,
-            rows.first().map(|s| s.id),
-            rows.last().map(|s| s.id),
-        );
-        Ok((rows, source))
+        let ids: Vec<Id> = rows.iter().map(|s| s.id).collect();
+        Ok((rows, source_of(&ids, page)))
     }
 
     /// The cached page, rebuilding the list first if it is missing; `None`

@@ -141,15 +141,20 @@ fn newest_first<T>(mut items: Vec<T>, page: &Page) -> Vec<T> {
     items
 }
 
-/// Stores `event` in the outbox of the transaction `conn` is in.
-async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) -> StoreResult<()> {
-    let event = Event {
+/// An outbox row's text: the event `kind` with id `id` at `at_ms`.
+fn outbox_row(id: Id, at_ms: i64, kind: EventKind) -> String {
+    Event {
         id,
         created_at_ms: at_ms,
         kind,
-    };
+    }
+    .to_json()
+}
+
+/// Stores `event` in the outbox of the transaction `conn` is in.
+async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) -> StoreResult<()> {
     sqlx::query("INSERT INTO outbox (event) VALUES (?)")
-        .bind(event.to_json())
+        .bind(outbox_row(id, at_ms, kind))
         .execute(conn)
         .await
         .map_err(map_err)?;
@@ -428,6 +433,42 @@ impl SqliteStore {
         })
     }
 
+    /// [`Self::facts_among`] for parts most keys have no rows for: the
+    /// first statement runs the `always` parts and asks both `guarded`
+    /// conditions (SQL booleans on `?1` and `t`, one index seek each); the
+    /// parts of a guard that holds run in a second statement only then.
+    /// Probing a list per id costs an ephemeral index per part even when
+    /// the key has nothing there.
+    fn facts_among_guarded(
+        &self,
+        key: Id,
+        always: &[&str],
+        guarded: [(&str, &[&str]); 2],
+        ids: &[Id],
+    ) -> StoreResult<Vec<(i64, Id, bool, bool)>> {
+        /// The kind of the row that carries the guards' answers.
+        const GUARDS: i64 = -1;
+        let asks = format!("SELECT {GUARDS}, 0, {}, {}", guarded[0].0, guarded[1].0);
+        let mut parts = always.to_vec();
+        parts.push(&asks);
+        let mut rows = self.facts_among(key, &parts, ids)?;
+        let (first, second) = rows
+            .iter()
+            .filter(|(kind, ..)| *kind == GUARDS)
+            .fold((false, false), |(a, b), (_, _, x, y)| (a || *x, b || *y));
+        rows.retain(|(kind, ..)| *kind != GUARDS);
+        let mut more = Vec::new();
+        for (holds, (_, parts)) in [first, second].into_iter().zip(guarded) {
+            if holds {
+                more.extend_from_slice(parts);
+            }
+        }
+        if !more.is_empty() {
+            rows.extend(self.facts_among(key, &more, ids)?);
+        }
+        Ok(rows)
+    }
+
     /// The ids in the first column of the rows `head` + `IN (ids)` selects,
     /// `head` having one `?` for `key`.
     fn ids_in(&self, shard_key: Id, head: &str, key: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
@@ -488,15 +529,14 @@ impl StatusStore for SqliteStore {
         // `sqlite/write.rs`), its statements prepared once.
         use rusqlite::OptionalExtension;
         let s = &new.status;
-        let event = Event {
-            id: s.id,
-            created_at_ms: s.created_at_ms,
-            kind: EventKind::StatusCreated {
+        let event = outbox_row(
+            s.id,
+            s.created_at_ms,
+            EventKind::StatusCreated {
                 status_id: s.id,
                 author_id: s.account_id,
             },
-        }
-        .to_json();
+        );
         let mentions: Vec<String> = s.mentions.iter().map(Id::to_string).collect();
         let (mentions, tags) = (mentions.join(" "), s.tags.join(" "));
         self.db(s.account_id.shard())
@@ -727,35 +767,26 @@ impl StatusStore for SqliteStore {
 
     async fn interactions_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Interactions> {
         // Every home page asks this. A reader has usually neither
-        // favourited nor boosted anything in the span of ids a page covers:
-        // one index seek each says so (row kind 9), and only then are the
-        // ids probed one by one.
-        let guards = self.facts_among(
+        // favourited nor boosted anything in the span of ids a page covers.
+        let rows = self.facts_among_guarded(
             account_id,
-            &["SELECT 9, 0, \
-               EXISTS (SELECT 1 FROM favourites WHERE account_id = ?1 \
-                 AND status_id BETWEEN (SELECT min(id) FROM t) AND (SELECT max(id) FROM t)), \
-               EXISTS (SELECT 1 FROM statuses WHERE account_id = ?1 \
-                 AND reblog_of_id BETWEEN (SELECT min(id) FROM t) AND (SELECT max(id) FROM t))"],
+            &[],
+            [
+                (
+                    "EXISTS (SELECT 1 FROM favourites WHERE account_id = ?1 \
+                     AND status_id BETWEEN (SELECT min(id) FROM t) AND (SELECT max(id) FROM t))",
+                    &["SELECT 0, status_id, 0, 0 FROM favourites \
+                       WHERE account_id = ?1 AND status_id IN t"],
+                ),
+                (
+                    "EXISTS (SELECT 1 FROM statuses WHERE account_id = ?1 \
+                     AND reblog_of_id BETWEEN (SELECT min(id) FROM t) AND (SELECT max(id) FROM t))",
+                    &["SELECT 1, reblog_of_id, 0, 0 FROM statuses \
+                       WHERE account_id = ?1 AND reblog_of_id IN t"],
+                ),
+            ],
             ids,
         )?;
-        let mut parts = Vec::new();
-        if guards.iter().any(|(_, _, favourites, _)| *favourites) {
-            parts.push(
-                "SELECT 0, status_id, 0, 0 FROM favourites WHERE account_id = ?1 AND status_id IN t",
-            );
-        }
-        if guards.iter().any(|(_, _, _, boosts)| *boosts) {
-            parts.push(
-                "SELECT 1, reblog_of_id, 0, 0 FROM statuses \
-                 WHERE account_id = ?1 AND reblog_of_id IN t",
-            );
-        }
-        let rows = if parts.is_empty() {
-            Vec::new()
-        } else {
-            self.facts_among(account_id, &parts, ids)?
-        };
         let mut out = Interactions::default();
         for (kind, id, _, _) in rows {
             if kind == 0 {
@@ -1344,47 +1375,32 @@ impl GraphStore for SqliteStore {
             return Ok(vec![]);
         }
         // Every home page asks this for its authors. Most viewers block,
-        // are blocked by and mute nobody, and probing those tables for each
-        // target cost twice the follows themselves: the first statement
-        // also says (row kind 9) whether there is anything there to probe.
-        let mut rows = self.facts_among(
+        // are blocked by and mute nobody; probing those lists for each
+        // target cost twice the follows themselves.
+        let rows = self.facts_among_guarded(
             viewer,
-            &[
-                "SELECT 0, followee_id, reblogs, 0 FROM follows \
-                 WHERE follower_id = ?1 AND followee_id IN t",
-                "SELECT 9, 0, \
-                 EXISTS (SELECT 1 FROM blocks WHERE account_id = ?1) \
-                 OR EXISTS (SELECT 1 FROM blocks WHERE target_id = ?1), \
-                 EXISTS (SELECT 1 FROM mutes WHERE account_id = ?1)",
+            &["SELECT 0, followee_id, reblogs, 0 FROM follows \
+               WHERE follower_id = ?1 AND followee_id IN t"],
+            [
+                (
+                    "EXISTS (SELECT 1 FROM blocks WHERE account_id = ?1) \
+                     OR EXISTS (SELECT 1 FROM blocks WHERE target_id = ?1)",
+                    &[
+                        "SELECT 1, target_id, 0, 0 FROM blocks \
+                         WHERE account_id = ?1 AND target_id IN t",
+                        "SELECT 1, account_id, 0, 0 FROM blocks \
+                         WHERE target_id = ?1 AND account_id IN t",
+                    ],
+                ),
+                (
+                    "EXISTS (SELECT 1 FROM mutes WHERE account_id = ?1)",
+                    &["SELECT 2, target_id, 0, 0 FROM mutes WHERE account_id = ?1 AND target_id IN t"],
+                ),
             ],
             targets,
         )?;
-        let (any_blocks, any_mutes) = rows
-            .iter()
-            .find(|(kind, ..)| *kind == 9)
-            .map_or((false, false), |(_, _, b, m)| (*b, *m));
-        let mut parts = Vec::new();
-        if any_blocks {
-            parts.push(
-                "SELECT 1, target_id, 0, 0 FROM blocks WHERE account_id = ?1 AND target_id IN t",
-            );
-            parts.push(
-                "SELECT 1, account_id, 0, 0 FROM blocks WHERE target_id = ?1 AND account_id IN t",
-            );
-        }
-        if any_mutes {
-            parts.push(
-                "SELECT 2, target_id, 0, 0 FROM mutes WHERE account_id = ?1 AND target_id IN t",
-            );
-        }
-        if !parts.is_empty() {
-            rows.extend(self.facts_among(viewer, &parts, targets)?);
-        }
         let mut by_target: HashMap<Id, RelationFlags> = HashMap::new();
         for (kind, t, a, _) in rows {
-            if kind == 9 {
-                continue;
-            }
             let r = by_target.entry(t).or_insert_with(|| RelationFlags::none(t));
             match kind {
                 0 => {
