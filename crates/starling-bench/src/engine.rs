@@ -93,7 +93,7 @@ impl Engine {
                             op: mix.pick(&mut rng),
                             intended: Instant::now(),
                         };
-                        me.send(job, &mut conn, &mut rng, &mut rec).await;
+                        me.send(job, start, &mut conn, &mut rng, &mut rec).await;
                     }
                     last_done = Instant::now();
                 } else {
@@ -102,7 +102,7 @@ impl Engine {
                             rec.error(job.op, ErrorKind::NotSent);
                             continue;
                         }
-                        me.send(job, &mut conn, &mut rng, &mut rec).await;
+                        me.send(job, start, &mut conn, &mut rng, &mut rec).await;
                         last_done = Instant::now();
                     }
                 }
@@ -200,7 +200,14 @@ impl Engine {
 
     /// Sends one job on the task's connection (opening it if needed) and
     /// records the outcome.
-    async fn send(&self, job: Job, conn: &mut Option<Conn>, rng: &mut Rng, rec: &mut Recorder) {
+    async fn send(
+        &self,
+        job: Job,
+        start: Instant,
+        conn: &mut Option<Conn>,
+        rng: &mut Rng,
+        rec: &mut Recorder,
+    ) {
         if conn.is_none() {
             match tokio::time::timeout(self.timeout, Conn::open(&self.target)).await {
                 Ok(Ok(c)) => *conn = Some(c),
@@ -225,7 +232,12 @@ impl Engine {
             }
             Ok(Ok((status, bytes))) => {
                 if status.is_success() {
-                    rec.ok(job.op, job.intended.elapsed(), bytes);
+                    rec.ok(
+                        job.op,
+                        job.intended.saturating_duration_since(start),
+                        job.intended.elapsed(),
+                        bytes,
+                    );
                 } else {
                     rec.error(job.op, ErrorKind::Status(status.as_u16()));
                 }

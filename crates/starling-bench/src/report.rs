@@ -71,14 +71,25 @@ impl Default for OpStats {
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub ops: BTreeMap<Op, OpStats>,
+    /// Every operation's latencies by the second of the phase their
+    /// requests were meant to be sent in: a p99 over a whole phase hides
+    /// whether it was one slow second or a steady slowness.
+    pub seconds: Vec<Histogram<u64>>,
 }
 
 impl Recorder {
-    pub fn ok(&mut self, op: Op, latency: Duration, bytes: usize) {
+    /// Records a success whose request was meant to be sent `at` into the
+    /// phase.
+    pub fn ok(&mut self, op: Op, at: Duration, latency: Duration, bytes: usize) {
+        let us = latency.as_micros().max(1) as u64;
         let s = self.ops.entry(op).or_default();
-        s.latency_us
-            .saturating_record(latency.as_micros().max(1) as u64);
+        s.latency_us.saturating_record(us);
         s.bytes += bytes as u64;
+        let second = at.as_secs() as usize;
+        if self.seconds.len() <= second {
+            self.seconds.resize_with(second + 1, histogram);
+        }
+        self.seconds[second].saturating_record(us);
     }
 
     pub fn error(&mut self, op: Op, kind: ErrorKind) {
@@ -101,6 +112,25 @@ impl Recorder {
             }
             mine.bytes += s.bytes;
         }
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize_with(other.seconds.len(), histogram);
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
+            let _ = mine.add(theirs);
+        }
+    }
+
+    /// Each second's successes and latency percentiles, in order.
+    pub fn per_second(&self) -> Vec<SecondReport> {
+        self.seconds
+            .iter()
+            .enumerate()
+            .map(|(second, h)| SecondReport {
+                second: second as u64,
+                ok: h.len(),
+                latency_ms: Percentiles::of_us(h),
+            })
+            .collect()
     }
 
     /// Per-operation reports (and a total) over `seconds` of measuring.
@@ -145,6 +175,32 @@ impl Percentiles {
             mean: h.mean() / 1000.0,
         }
     }
+}
+
+/// One second of a phase, every operation together (by intended send
+/// time).
+#[derive(Clone, Debug, Serialize)]
+pub struct SecondReport {
+    pub second: u64,
+    pub ok: u64,
+    pub latency_ms: Percentiles,
+}
+
+/// The slowest second of a phase by p99, and the median of the seconds'
+/// p99s: a phase failed by one slow second shows a worst second far above
+/// the median.
+pub fn worst_second(seconds: &[SecondReport]) -> Option<(&SecondReport, f64)> {
+    let worst = seconds
+        .iter()
+        .filter(|s| s.ok > 0)
+        .max_by(|a, b| a.latency_ms.p99.total_cmp(&b.latency_ms.p99))?;
+    let mut p99s: Vec<f64> = seconds
+        .iter()
+        .filter(|s| s.ok > 0)
+        .map(|s| s.latency_ms.p99)
+        .collect();
+    p99s.sort_by(f64::total_cmp);
+    Some((worst, p99s[p99s.len() / 2]))
 }
 
 /// One operation over one measured phase.
@@ -254,5 +310,44 @@ pub fn print_ops(ops: &[OpReport], total: &OpReport) {
         for (kind, n) in &r.error_kinds {
             eprintln!("  {:<14}   {n} x {kind}", "");
         }
+    }
+}
+
+/// One line on how the seconds of a phase compare.
+pub fn print_seconds(seconds: &[SecondReport]) {
+    if let Some((worst, median)) = worst_second(seconds) {
+        eprintln!(
+            "  by second: median p99 {median:.2} ms; slowest second {} with p99 {:.2} ms, max {:.2} ms",
+            worst.second, worst.latency_ms.p99, worst.latency_ms.max
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_kept_apart_and_merged() {
+        let ms = Duration::from_millis;
+        let mut a = Recorder::default();
+        a.ok(Op::Home, ms(100), ms(1), 10);
+        a.ok(Op::Home, ms(2_500), ms(40), 10);
+        let mut b = Recorder::default();
+        b.ok(Op::Post, ms(900), ms(2), 10);
+        b.ok(Op::Home, ms(2_100), ms(3), 10);
+        a.merge(b);
+        let seconds = a.per_second();
+        assert_eq!(
+            seconds.iter().map(|s| s.ok).collect::<Vec<_>>(),
+            vec![2, 0, 2]
+        );
+        assert!((seconds[0].latency_ms.max - 2.0).abs() < 0.01);
+        let (worst, median) = worst_second(&seconds).expect("two seconds with answers");
+        assert_eq!(worst.second, 2);
+        assert!((worst.latency_ms.max - 40.0).abs() < 0.1);
+        // The median of the seconds that had answers, not of the empty one.
+        assert!(median >= seconds[0].latency_ms.p99);
+        assert!(worst_second(&Recorder::default().per_second()).is_none());
     }
 }

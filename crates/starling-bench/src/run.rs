@@ -19,7 +19,7 @@ use crate::cli::{RunArgs, TargetArgs, Workload};
 use crate::client::Target;
 use crate::engine::{Engine, Phase};
 use crate::lag::{self, LagReport, LagSpec};
-use crate::report::{print_ops, Environment, OpReport};
+use crate::report::{print_ops, print_seconds, Environment, OpReport, SecondReport};
 use crate::users;
 use crate::workload::{Mix, Population};
 
@@ -47,6 +47,8 @@ pub struct RunReport {
     pub primed: bool,
     pub ops: Vec<OpReport>,
     pub total: OpReport,
+    /// Every operation together, second by second of the measured period.
+    pub per_second: Vec<SecondReport>,
     /// Requests the scheduler offered during the measured period.
     pub offered: u64,
     pub ceiling: Option<CeilingReport>,
@@ -68,6 +70,7 @@ impl RunReport {
             self.users
         );
         print_ops(&self.ops, &self.total);
+        print_seconds(&self.per_second);
         if let Some(c) = &self.ceiling {
             eprintln!(
                 "  ceiling probe ({} B bodies): {:.0} req/s closed loop; this run: {:.1}% of it",
@@ -262,6 +265,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunReport> {
         None => None,
     };
     let (ops, total) = measured.recorder.summarize(measured.seconds);
+    let per_second = measured.recorder.per_second();
     let ceiling = if prepared.has_ceiling && !args.ceiling_duration.is_zero() {
         Some(ceiling_capacity(engine, args.ceiling_duration, 3).await)
     } else {
@@ -284,6 +288,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunReport> {
         primed: args.target.prime,
         ops,
         total,
+        per_second,
         offered: measured.offered,
         ceiling,
         fraction_of_ceiling,

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::chart;
 use crate::cli::{SweepArgs, Workload};
 use crate::engine::{Engine, Phase};
-use crate::report::{Environment, OpReport};
+use crate::report::{worst_second, Environment, OpReport, SecondReport};
 use crate::run::prepare;
 use crate::workload::Mix;
 
@@ -38,6 +38,8 @@ pub struct Step {
     pub reason: Option<String>,
     pub ops: Vec<OpReport>,
     pub total: OpReport,
+    /// Every operation together, second by second of the step.
+    pub per_second: Vec<SecondReport>,
 }
 
 /// A workload's sweep.
@@ -146,12 +148,21 @@ async fn step(engine: &Engine, args: &SweepArgs, mix: &Mix, rate: f64, salt: u64
         reason,
         ops,
         total,
+        per_second: measured.recorder.per_second(),
     }
 }
 
 fn progress(workload: Workload, s: &Step) {
+    let seconds = worst_second(&s.per_second)
+        .map(|(worst, median)| {
+            format!(
+                " (seconds' p99: median {median:.2}, slowest {:.2})",
+                worst.latency_ms.p99
+            )
+        })
+        .unwrap_or_default();
     eprintln!(
-        "  {:?} at {:.0} req/s: p99 {:.2} ms, achieved {:.0}{}",
+        "  {:?} at {:.0} req/s: p99 {:.2} ms{seconds}, achieved {:.0}{}",
         workload,
         s.offered_rps,
         s.total.latency_ms.p99,

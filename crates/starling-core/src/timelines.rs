@@ -9,7 +9,7 @@
 //! hydration with batched multi-gets. Only a rebuild reads the reader's
 //! whole follow list.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use starling_cache::TimelineEntry;
@@ -431,14 +431,87 @@ impl Core {
             mentioning: viewer.filter(|v| *v != account),
             tagged,
         };
-        let ids: Vec<Id> = self
-            .store
-            .account_statuses(account, &filter, page)
+        let ids = match self
+            .account_page_from_memory(account, &filter, page)
             .await?
-            .iter()
-            .map(|s| s.id)
-            .collect();
+        {
+            Some(ids) => {
+                metrics::counter!("starling_account_pages_total", "from" => "memory").increment(1);
+                ids
+            }
+            None => {
+                metrics::counter!("starling_account_pages_total", "from" => "store").increment(1);
+                self.store
+                    .account_statuses(account, &filter, page)
+                    .await?
+                    .iter()
+                    .map(|s| s.id)
+                    .collect()
+            }
+        };
         self.hydrate(viewer, &ids, Filter::Direct).await
+    }
+
+    /// What `Store::account_statuses(account, filter, page)` answers,
+    /// computed from the author's newest ids ([`ObjectCache::recent_ids`])
+    /// and the cached statuses, when those hold the whole answer: the page
+    /// fills up before the ids run out, or no id of the author inside the
+    /// page is missing from them. `None` (deep pages): ask the store.
+    ///
+    /// The statuses are filtered with [`AccountStatusFilter::admits`],
+    /// which the conformance suite holds to the adapters' statements. What
+    /// it reads (visibility, mentions, tags, reply and boost targets) never
+    /// changes after a status is written, so cached rows answer it exactly.
+    async fn account_page_from_memory(
+        &self,
+        account: Id,
+        filter: &AccountStatusFilter,
+        page: &Page,
+    ) -> CoreResult<Option<Vec<Id>>> {
+        let store = &*self.store;
+        let recent = self.objects.recent_ids(store, account).await?;
+        // A page by `min_id` wants the statuses just above its lower bound,
+        // so every id above that bound must be known.
+        if page.ascending() && !recent.covers_above(page.lower()) {
+            return Ok(None);
+        }
+        let mut inside: Vec<Id> = recent
+            .ids
+            .iter()
+            .copied()
+            .filter(|id| page.contains(*id))
+            .collect();
+        if page.ascending() {
+            inside.reverse();
+        }
+        // From the end the page keeps, a page's worth at a time, until
+        // `limit` statuses pass the filter.
+        let mut kept = Vec::with_capacity(page.limit);
+        for chunk in inside.chunks(page.limit.max(1)) {
+            let rows: HashMap<Id, Arc<Status>> = self
+                .objects
+                .statuses(store, chunk)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect();
+            kept.extend(
+                chunk
+                    .iter()
+                    .filter(|id| rows.get(id).is_some_and(|s| filter.admits(s))),
+            );
+            if kept.len() >= page.limit {
+                break;
+            }
+        }
+        kept.truncate(page.limit);
+        if page.ascending() {
+            kept.reverse();
+        } else if kept.len() < page.limit && !recent.covers_above(page.lower()) {
+            // Short, and the author may have more below the known ids.
+            return Ok(None);
+        }
+        Ok(Some(kept))
     }
 
     /// Pushes a followee's recent statuses into a follower's home timeline

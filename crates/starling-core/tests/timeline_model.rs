@@ -17,6 +17,10 @@
 //! following of that someone changed after the reply was made; and a boost
 //! made while its reader hid that booster's boosts, once shown again.
 //! (Hiding is exact: it is applied when the timeline is read.)
+//!
+//! Every profile (account timeline) is checked too, as every user and a
+//! signed-out reader see it, with and without replies and boosts: those
+//! come from the authors' newest ids in memory where they hold the answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +34,7 @@ use starling_bus::{EventBus, InProcessBus, RetryPolicy};
 use starling_cache::MemoryTimelineCache;
 use starling_core::graph::FollowInput;
 use starling_core::statuses::PostInput;
+use starling_core::timelines::AccountTimelineOptions;
 use starling_core::workers::{subscribe_consumers, Relay, StoreDeadLetters};
 use starling_core::{Core, CoreSettings, Passwords, Principal, Seams};
 use starling_domain::{
@@ -82,6 +87,34 @@ impl Model {
 
     /// `Some(true)` if `id` belongs in `owner`'s home, `Some(false)` if not,
     /// `None` if either answer is right (see the module docs).
+    /// What `viewer` (`None`: signed out) sees on `author`'s profile,
+    /// newest first.
+    fn account_timeline(
+        &self,
+        viewer: Option<usize>,
+        author: usize,
+        exclude_replies: bool,
+        exclude_reblogs: bool,
+    ) -> Vec<Id> {
+        let sees = |s: &MStatus| match viewer {
+            Some(v) => self.can_see(v, s),
+            None => matches!(s.visibility, Visibility::Public | Visibility::Unlisted),
+        };
+        let mut out: Vec<Id> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| s.author == author && sees(s))
+            .filter(|(_, s)| match s.reblog_of {
+                Some(inner) => !exclude_reblogs && self.statuses.get(&inner).is_some_and(sees),
+                None => true,
+            })
+            .filter(|(_, s)| !exclude_replies || s.reply_to_author.is_none_or(|t| t == author))
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        out
+    }
+
     fn in_home(&self, owner: usize, id: Id) -> Option<bool> {
         let s = &self.statuses[&id];
         if let Some(inner_id) = s.reblog_of {
@@ -240,6 +273,47 @@ impl World {
         out
     }
 
+    /// Every page of `author`'s profile as `viewer` sees it, newest first,
+    /// read down by `max_id` and up by `min_id` (which must agree).
+    async fn account_timeline(
+        &self,
+        viewer: Option<usize>,
+        author: usize,
+        options: &AccountTimelineOptions,
+    ) -> Vec<Id> {
+        let viewer = viewer.map(|v| self.users[v].0);
+        let author = self.users[author].0;
+        let read = |page: Page| async move {
+            self.core
+                .account_timeline(viewer, author, options.clone(), &page)
+                .await
+                .unwrap()
+                .iter()
+                .map(|v| v.status.id)
+                .collect::<Vec<Id>>()
+        };
+        let mut down: Vec<Id> = Vec::new();
+        let mut page = Page::first(3);
+        loop {
+            let ids = read(page).await;
+            let Some(last) = ids.last() else { break };
+            page.max_id = Some(*last);
+            down.extend(ids);
+        }
+        let mut up: Vec<Id> = Vec::new();
+        let mut page = Page::first(3);
+        page.min_id = Some(Id::from_i64(0));
+        loop {
+            let ids = read(page).await;
+            let Some(newest) = ids.first() else { break };
+            page.min_id = Some(*newest);
+            up.extend(ids.iter().rev());
+        }
+        up.reverse();
+        assert_eq!(up, down, "a profile read up from the oldest differs");
+        down
+    }
+
     /// Picks a live status matching `pred`, if any.
     fn pick(&self, rng: &mut StdRng, pred: impl Fn(&MStatus) -> bool) -> Option<Id> {
         let mut ids: Vec<Id> = self
@@ -394,6 +468,18 @@ impl World {
             // cached timeline, and rebuilds it when missing).
             88..=97 => {
                 self.core.home_timeline(&p, &Page::first(20)).await.unwrap();
+                // And someone's profile (keeps their newest ids in memory,
+                // which later posts, boosts and deletes must drop).
+                let author = self.users[rng.gen_range(0..USERS)].0;
+                self.core
+                    .account_timeline(
+                        Some(self.users[me].0),
+                        author,
+                        AccountTimelineOptions::default(),
+                        &Page::first(5),
+                    )
+                    .await
+                    .unwrap();
             }
             // Everyone goes idle: cached timelines expire and fan-out skips
             // them until their owners read again.
@@ -441,6 +527,28 @@ impl World {
                     self.model.statuses.contains_key(id),
                     "seed {seed}: user{owner}'s home shows {id}, which does not exist"
                 );
+            }
+        }
+        let viewers = std::iter::once(None).chain((0..USERS).map(Some));
+        for viewer in viewers {
+            for author in 0..USERS {
+                for (exclude_replies, exclude_reblogs) in [(false, false), (true, true)] {
+                    let options = AccountTimelineOptions {
+                        exclude_replies,
+                        exclude_reblogs,
+                        ..AccountTimelineOptions::default()
+                    };
+                    assert_eq!(
+                        self.account_timeline(viewer, author, &options).await,
+                        self.model.account_timeline(
+                            viewer,
+                            author,
+                            exclude_replies,
+                            exclude_reblogs
+                        ),
+                        "seed {seed}: user{author}'s profile as {viewer:?} sees it, {options:?}"
+                    );
+                }
             }
         }
     }

@@ -75,6 +75,26 @@ pub struct AccountStatusFilter {
     pub tagged: Option<String>,
 }
 
+impl AccountStatusFilter {
+    /// Whether `status` (one of the account's) passes the filter: the
+    /// adapters' `account_statuses` statement in Rust, for answers
+    /// computed from cached statuses. The conformance suite holds the two
+    /// to the same answers.
+    pub fn admits(&self, status: &Status) -> bool {
+        let visible = status.visibility.rank() <= self.up_to.rank()
+            || self.mentioning.is_some_and(|m| status.mentions_account(m));
+        let reply_kept = !self.exclude_replies
+            || status.in_reply_to_id.is_none()
+            || status.in_reply_to_account_id == Some(status.account_id);
+        let boost_kept = !self.exclude_reblogs || status.reblog_of_id.is_none();
+        let tag_kept = self
+            .tagged
+            .as_ref()
+            .is_none_or(|t| status.tags.iter().any(|have| have == t));
+        visible && reply_kept && boost_kept && tag_kept
+    }
+}
+
 /// What a follow call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FollowOutcome {
@@ -239,6 +259,11 @@ pub trait StatusStore: Send + Sync + 'static {
     /// cost is bounded by `authors.len() * page.limit` rows, never by how
     /// many statuses the authors have.
     async fn statuses_by_authors(&self, authors: &[Id], page: &Page) -> StoreResult<Vec<Status>>;
+
+    /// The ids of `author`'s newest `limit` statuses and boosts, newest
+    /// first, whatever their visibility: what the object cache keeps of an
+    /// author. Read from the `(account_id, id)` index alone, no rows.
+    async fn recent_status_ids(&self, author: Id, limit: usize) -> StoreResult<Vec<Id>>;
 
     /// Hashtags used at least once that start with `prefix` (lowercase): an
     /// exact match first, then the others by name. Bounded by `limit + offset`.

@@ -902,6 +902,16 @@ impl StatusStore for SqliteStore {
         Ok(page.select(out, |s| s.id))
     }
 
+    async fn recent_status_ids(&self, author: Id, limit: usize) -> StoreResult<Vec<Id>> {
+        let ids = self.read(
+            author.shard(),
+            "SELECT id FROM statuses WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+            &[int(author.as_i64()), int(limit as i64)],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(ids.into_iter().map(Id::from_i64).collect())
+    }
+
     async fn search_tags(
         &self,
         prefix: &str,

@@ -948,6 +948,57 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
         },
     )
     .await;
+
+    // `AccountStatusFilter::admits` (what the core filters cached statuses
+    // with) agrees with the statement for every combination of filters.
+    let mut to_bob = post_as(&ids, alice.id, "@bob hello", Visibility::Direct);
+    to_bob.mentions = vec![bob.id];
+    create(store, to_bob).await;
+    let mut private_to_bob = tagged(&ids, alice.id, &["rust"]);
+    private_to_bob.visibility = Visibility::Private;
+    private_to_bob.mentions = vec![bob.id];
+    create(store, private_to_bob).await;
+    create(store, tagged(&ids, alice.id, &["rust", "tea"])).await;
+    let mut unlisted_tagged = tagged(&ids, alice.id, &["tea"]);
+    unlisted_tagged.visibility = Visibility::Unlisted;
+    create(store, unlisted_tagged).await;
+    let everything = store
+        .account_statuses(alice.id, &EVERYTHING, &Page::first(50))
+        .await
+        .expect("account_statuses");
+    let visibilities = [
+        Visibility::Public,
+        Visibility::Unlisted,
+        Visibility::Private,
+        Visibility::Direct,
+    ];
+    for up_to in visibilities {
+        for mentioning in [None, Some(bob.id)] {
+            for tagged in [None, Some("rust"), Some("tea"), Some("none")] {
+                for (exclude_replies, exclude_reblogs) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let filter = AccountStatusFilter {
+                        exclude_replies,
+                        exclude_reblogs,
+                        up_to,
+                        mentioning,
+                        tagged: tagged.map(str::to_owned),
+                    };
+                    let expected: Vec<Id> = everything
+                        .iter()
+                        .filter(|s| filter.admits(s))
+                        .map(|s| s.id)
+                        .collect();
+                    assert_eq!(
+                        list(filter.clone()).await,
+                        expected,
+                        "admits and account_statuses agree on {filter:?}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 pub async fn public_statuses_are_public_originals(store: &dyn Store) {
@@ -1125,6 +1176,32 @@ pub async fn statuses_by_authors_merges_their_statuses(store: &dyn Store) {
         vec![carol_latest],
         "the page bounds apply to the merged list"
     );
+    assert_eq!(
+        store
+            .recent_status_ids(carol.id, 2)
+            .await
+            .expect("recent ids"),
+        status_ids(
+            store
+                .statuses_by_authors(&[carol.id], &Page::first(2))
+                .await
+                .expect("by authors")
+        ),
+        "recent_status_ids are the newest ids of statuses_by_authors"
+    );
+    let mut alices = store
+        .recent_status_ids(alice.id, 50)
+        .await
+        .expect("recent ids");
+    assert_eq!(alices.len(), 4, "every status and boost, any visibility");
+    alices.retain(|id| !wanted.contains(id));
+    assert!(alices.is_empty(), "only the author's own: {alices:?}");
+    let nobody = ids.next(alice.id.shard());
+    assert!(store
+        .recent_status_ids(nobody, 10)
+        .await
+        .expect("recent ids")
+        .is_empty());
     check_paging(
         "statuses_by_authors",
         &wanted,

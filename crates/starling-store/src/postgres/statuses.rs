@@ -628,6 +628,22 @@ impl StatusStore for PgStore {
         Ok(page.select(out, |s| s.id))
     }
 
+    async fn recent_status_ids(&self, author: Id, limit: usize) -> StoreResult<Vec<Id>> {
+        let ids: Vec<i64> = self
+            .reader(author.shard())
+            .read(|pool| async move {
+                sqlx::query_scalar(
+                    "SELECT id FROM statuses WHERE account_id = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(author.as_i64())
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await
+            })
+            .await?;
+        Ok(ids.into_iter().map(Id::from_i64).collect())
+    }
+
     async fn search_tags(
         &self,
         prefix: &str,
