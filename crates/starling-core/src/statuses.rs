@@ -167,6 +167,9 @@ impl Core {
                 self.objects.forget_accounts(&[author_id]).await;
                 self.objects.forget_statuses(touched_statuses).await;
                 metrics::counter!("starling_statuses_created_total").increment(1);
+                if s.reblog_of_id.is_none() {
+                    return self.new_status_view(*s).await;
+                }
                 s.id
             }
             Created::Existing(id) => id,

@@ -419,6 +419,50 @@ async fn other_bad_input_is_a_clear_4xx() {
 }
 
 #[tokio::test]
+async fn a_post_is_answered_as_it_is_read_back() {
+    // The answer to a post is built from the row as written; it must be
+    // what reading the status back gives, field for field.
+    let app = TestApp::spawn().await;
+    let alice = app.user().await;
+    let bob = app.user().await;
+    let parent = id_of(&app.post_status(&bob, "parent").await);
+    let posted = app
+        .post_status_with(
+            &alice,
+            json!({
+                "status": format!("@{} @{} @nobody_here #Rust #tea https://example.com/x", bob.username, alice.username),
+                "in_reply_to_id": parent,
+                "visibility": "unlisted",
+                "spoiler_text": "cw",
+                "language": "de",
+            }),
+        )
+        .await;
+    assert_eq!(
+        posted["account"]["statuses_count"], 1,
+        "the new post counts"
+    );
+    assert_eq!(posted["mentions"].as_array().map(Vec::len), Some(2));
+    let read = app
+        .status(&id_of(&posted), Some(&alice))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(
+        posted, read,
+        "the answer to the post differs from a read of it"
+    );
+    let plain = app.post_status(&alice, "second").await;
+    let read = app
+        .status(&id_of(&plain), Some(&alice))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(plain, read);
+    assert_eq!(plain["account"]["statuses_count"], 2);
+}
+
+#[tokio::test]
 async fn replies_link_to_their_parent_and_count() {
     let app = TestApp::spawn().await;
     let alice = app.user().await;
