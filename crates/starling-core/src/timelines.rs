@@ -399,11 +399,14 @@ impl Core {
         if options.pinned || options.only_media {
             return Ok(vec![]);
         }
+        // The viewer's relation to the author, read once: it decides what
+        // the page may hold, and hydration needs it again.
+        let mut known = Vec::new();
         let up_to = match viewer {
             Some(v) if v == account => Visibility::Direct,
             Some(v) => {
-                let rel = self.store.relations(v, &[account]).await?;
-                match rel.first() {
+                known = self.store.relations(v, &[account]).await?;
+                match known.first() {
                     Some(r) if r.blocked => return Ok(vec![]),
                     Some(r) if r.following => Visibility::Private,
                     _ => Visibility::Unlisted,
@@ -449,7 +452,8 @@ impl Core {
                     .collect()
             }
         };
-        self.hydrate(viewer, &ids, Filter::Direct).await
+        self.hydrate_knowing(viewer, &ids, Filter::Direct, &known)
+            .await
     }
 
     /// What `Store::account_statuses(account, filter, page)` answers,

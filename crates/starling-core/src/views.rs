@@ -60,6 +60,18 @@ impl Core {
         ids: &[Id],
         filter: Filter,
     ) -> CoreResult<Vec<StatusView>> {
+        self.hydrate_knowing(viewer, ids, filter, &[]).await
+    }
+
+    /// [`Self::hydrate`], with the viewer's relations to some authors
+    /// already read by the caller (not asked again).
+    pub(crate) async fn hydrate_knowing(
+        &self,
+        viewer: Option<Id>,
+        ids: &[Id],
+        filter: Filter,
+        known: &[RelationFlags],
+    ) -> CoreResult<Vec<StatusView>> {
         let store = &*self.store;
         let mut statuses: HashMap<Id, Arc<Status>> = self
             .objects
@@ -94,22 +106,23 @@ impl Core {
         let (relations, favourited, reblogged) = match viewer {
             None => (HashMap::new(), HashSet::new(), HashSet::new()),
             Some(v) => {
+                let mut rels: HashMap<Id, RelationFlags> =
+                    known.iter().map(|r| (r.id, *r)).collect();
                 let mut authors: Vec<Id> = statuses
                     .values()
                     .map(|s| s.account_id)
-                    .filter(|a| *a != v)
+                    .filter(|a| *a != v && !rels.contains_key(a))
                     .collect();
                 dedup(&mut authors);
-                let rels: HashMap<Id, RelationFlags> = if authors.is_empty() {
-                    HashMap::new()
-                } else {
-                    store
-                        .relations(v, &authors)
-                        .await?
-                        .into_iter()
-                        .map(|r| (r.id, r))
-                        .collect()
-                };
+                if !authors.is_empty() {
+                    rels.extend(
+                        store
+                            .relations(v, &authors)
+                            .await?
+                            .into_iter()
+                            .map(|r| (r.id, r)),
+                    );
+                }
                 let shown: Vec<Id> = statuses
                     .values()
                     .filter(|s| !s.is_reblog())
