@@ -285,6 +285,12 @@ pub struct SweepArgs {
     /// Measuring time per step.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub step_duration: Duration,
+    /// Runs a failing step again up to this many times; it passes if one
+    /// of its runs passes (the report counts the runs and keeps why the
+    /// earlier ones failed). On a shared machine one slow second can fail
+    /// a step that the rate does not.
+    #[arg(long, default_value_t = 0)]
+    pub retries: usize,
     /// Unmeasured warm-up before each step.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,

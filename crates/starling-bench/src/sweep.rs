@@ -5,7 +5,9 @@
 //! fails: any operation's p99 above `--p99-ms`, more than
 //! `--max-error-rate` of requests failing, or less than `--min-achieved` of
 //! the offered rate completed. Then `--refine` bisection steps between the
-//! last passing and the first failing rate narrow it down. Every step is a
+//! last passing and the first failing rate narrow it down. With
+//! `--retries N` a failing step is run again, up to N times, and passes if
+//! one run does (the report keeps why the others failed). Every step is a
 //! fresh open-loop phase with its own warm-up, so a step is not charged for
 //! the backlog of the one before.
 //!
@@ -40,6 +42,9 @@ pub struct Step {
     pub total: OpReport,
     /// Every operation together, second by second of the step.
     pub per_second: Vec<SecondReport>,
+    /// Why earlier runs of this step failed (`--retries`); this report is
+    /// of its last run.
+    pub failed_runs: Vec<String>,
 }
 
 /// A workload's sweep.
@@ -116,7 +121,24 @@ fn judge(args: &SweepArgs, offered: f64, ops: &[OpReport], total: &OpReport) -> 
     None
 }
 
+/// Runs a step, and again while it fails, up to `--retries` more times.
 async fn step(engine: &Engine, args: &SweepArgs, mix: &Mix, rate: f64, salt: u64) -> Step {
+    let mut failed_runs = Vec::new();
+    let mut run = 0u64;
+    loop {
+        let mut s = step_once(engine, args, mix, rate, salt ^ (run << 48)).await;
+        if s.passed || run >= args.retries as u64 {
+            s.failed_runs = failed_runs;
+            return s;
+        }
+        let reason = s.reason.unwrap_or_default();
+        eprintln!("  {rate:.0} req/s failed ({reason}); running the step again");
+        failed_runs.push(reason);
+        run += 1;
+    }
+}
+
+async fn step_once(engine: &Engine, args: &SweepArgs, mix: &Mix, rate: f64, salt: u64) -> Step {
     if !args.warmup.is_zero() {
         engine
             .run(
@@ -149,6 +171,7 @@ async fn step(engine: &Engine, args: &SweepArgs, mix: &Mix, rate: f64, salt: u64
         ops,
         total,
         per_second: measured.recorder.per_second(),
+        failed_runs: Vec::new(),
     }
 }
 

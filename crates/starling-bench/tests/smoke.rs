@@ -188,6 +188,7 @@ async fn seed_run_and_sweep_against_a_real_server() {
         max_rate: 80.0,
         refine: 0,
         step_duration: Duration::from_millis(300),
+        retries: 0,
         warmup: Duration::ZERO,
         max_error_rate: 0.0,
         min_achieved: 0.5,
@@ -198,6 +199,10 @@ async fn seed_run_and_sweep_against_a_real_server() {
     .await
     .unwrap();
     assert_eq!(sweep.result.steps.len(), 2);
+    assert!(
+        sweep.result.steps[0].per_second.iter().any(|s| s.ok > 0),
+        "each step reports its seconds"
+    );
     assert!(sweep.result.highest_sustainable_rps >= 40.0);
     assert!(sweep.fraction_of_ceiling.is_some());
     for chart in [
@@ -211,6 +216,33 @@ async fn seed_run_and_sweep_against_a_real_server() {
             "{chart}"
         );
     }
+
+    // A bound no request meets: the step runs once more, then fails,
+    // with both reasons kept.
+    let impossible = sweep::sweep(&SweepArgs {
+        target: target_args(&base, data),
+        workload: Workload::Home,
+        p99_ms: 0.000_1,
+        start_rate: 40.0,
+        factor: 2.0,
+        max_rate: 80.0,
+        refine: 0,
+        step_duration: Duration::from_millis(200),
+        retries: 1,
+        warmup: Duration::ZERO,
+        max_error_rate: 0.0,
+        min_achieved: 0.5,
+        ceiling: false,
+        json: None,
+        charts: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(impossible.result.steps.len(), 1);
+    let step = &impossible.result.steps[0];
+    assert!(!step.passed && step.reason.as_deref().is_some_and(|r| r.contains("p99")));
+    assert_eq!(step.failed_runs.len(), 1, "{:?}", step.failed_runs);
+    assert_eq!(impossible.result.highest_sustainable_rps, 0.0);
 
     let _ = stop.send(());
     let _ = server.await;
