@@ -14,8 +14,9 @@
 //!
 //! Two authors are probed: an ordinary one (follower count nearest the
 //! mean) and the most followed account (which Starling merges at read time
-//! once it passes the large-account threshold). Probes run alongside the
-//! measured load, so the lag is the lag under that load.
+//! once it passes the large-account threshold). The samples are taken and
+//! their timelines made active before the warm-up ([`prepare`]); the probes
+//! run alongside the measured load, so the lag is the lag under that load.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,38 +76,134 @@ fn authors(users: &[User], sample: usize) -> (Option<usize>, Option<usize>) {
     (ordinary, largest)
 }
 
-pub async fn measure(api: Api, users: Arc<Vec<User>>, spec: LagSpec) -> LagReport {
-    let by_id: Arc<HashMap<String, usize>> = Arc::new(
-        users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.id.clone(), i))
-            .collect(),
-    );
-    let (ordinary, largest) = authors(&users, spec.sample);
-    let mut report = LagReport {
-        poll_interval_ms: spec.poll.as_secs_f64() * 1000.0,
-        ordinary: None,
-        largest: None,
-    };
-    for (slot, author) in [
-        (&mut report.ordinary, ordinary),
-        (&mut report.largest, largest),
-    ] {
-        if let Some(a) = author {
-            *slot = Some(probe_author(&api, &users, &by_id, a, &spec).await);
-        }
-    }
-    report
+/// Authors picked and their followers sampled and made active, ready to
+/// probe.
+pub struct LagProbe {
+    api: Api,
+    users: Arc<Vec<User>>,
+    spec: LagSpec,
+    ordinary: Option<Sampled>,
+    largest: Option<Sampled>,
 }
 
-async fn probe_author(
+/// An author and the followers whose timelines its probes poll (or why
+/// there are none).
+struct Sampled {
+    author: usize,
+    sample: Result<Vec<usize>, String>,
+}
+
+/// Picks the authors, samples their followers and reads each sampled
+/// follower's home once, so the probes' first reads do not rebuild cold
+/// timelines during the measured phase (at 1M users that was a 250 ms
+/// spike in its first second). Call it before the warm-up.
+pub async fn prepare(api: Api, users: Arc<Vec<User>>, spec: LagSpec) -> LagProbe {
+    let by_id: HashMap<String, usize> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.id.clone(), i))
+        .collect();
+    let (ordinary, largest) = authors(&users, spec.sample);
+    let mut sampled = Vec::new();
+    for author in [ordinary, largest] {
+        sampled.push(match author {
+            Some(a) => Some(sample_and_warm(&api, &users, &by_id, a, &spec).await),
+            None => None,
+        });
+    }
+    let largest = sampled.pop().flatten();
+    let ordinary = sampled.pop().flatten();
+    LagProbe {
+        api,
+        users,
+        spec,
+        ordinary,
+        largest,
+    }
+}
+
+async fn sample_and_warm(
     api: &Api,
     users: &Arc<Vec<User>>,
     by_id: &HashMap<String, usize>,
     author: usize,
     spec: &LagSpec,
+) -> Sampled {
+    let mut sample = sample_followers(api, users, by_id, author, spec).await;
+    if let Ok(followers) = &sample {
+        if let Err(e) = warm(api, users, followers).await {
+            sample = Err(format!("{e:#}"));
+        }
+    }
+    Sampled { author, sample }
+}
+
+impl LagProbe {
+    /// Runs the probes (alongside the measured load).
+    pub async fn measure(self) -> LagReport {
+        let mut report = LagReport {
+            poll_interval_ms: self.spec.poll.as_secs_f64() * 1000.0,
+            ordinary: None,
+            largest: None,
+        };
+        for (slot, sampled) in [
+            (&mut report.ordinary, &self.ordinary),
+            (&mut report.largest, &self.largest),
+        ] {
+            if let Some(s) = sampled {
+                *slot = Some(probe_author(&self.api, &self.users, s, &self.spec).await);
+            }
+        }
+        report
+    }
+}
+
+/// Up to `spec.sample` of the author's followers that are in the users
+/// file.
+async fn sample_followers(
+    api: &Api,
+    users: &[User],
+    by_id: &HashMap<String, usize>,
+    author: usize,
+    spec: &LagSpec,
+) -> Result<Vec<usize>, String> {
+    let a = &users[author];
+    let ids = api
+        .followers(&a.token, &a.id, 80)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let sample: Vec<usize> = ids
+        .iter()
+        .filter_map(|id| by_id.get(id).copied())
+        .take(spec.sample)
+        .collect();
+    if sample.is_empty() {
+        return Err("no follower of this author is in the users file".into());
+    }
+    Ok(sample)
+}
+
+/// Reads each follower's home once (a server that fans out only to active
+/// timelines must see them as active).
+async fn warm(api: &Api, users: &Arc<Vec<User>>, followers: &[usize]) -> anyhow::Result<()> {
+    let mut reads = tokio::task::JoinSet::new();
+    for &f in followers {
+        let (api, users) = (api.clone(), users.clone());
+        reads.spawn(async move { api.home(&users[f].token, "limit=1").await.map(|_| ()) });
+    }
+    while let Some(done) = reads.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+async fn probe_author(
+    api: &Api,
+    users: &Arc<Vec<User>>,
+    sampled: &Sampled,
+    spec: &LagSpec,
 ) -> AuthorLag {
+    let author = sampled.author;
     let a = &users[author];
     let mut hist: Histogram<u64> =
         Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| unreachable!());
@@ -119,24 +216,15 @@ async fn probe_author(
         lag_ms: Percentiles::default(),
         failures: Vec::new(),
     };
-    let sample: Vec<usize> = match api.followers(&a.token, &a.id, 80).await {
-        Ok(ids) => ids
-            .iter()
-            .filter_map(|id| by_id.get(id).copied())
-            .take(spec.sample)
-            .collect(),
+    let sample = match &sampled.sample {
+        Ok(sample) => sample,
         Err(e) => {
-            out.failures.push(format!("{e:#}"));
+            out.failures.push(e.clone());
             return out;
         }
     };
-    if sample.is_empty() {
-        out.failures
-            .push("no follower of this author is in the users file".into());
-        return out;
-    }
     for n in 0..spec.probes {
-        match probe_once(api, users, author, &sample, spec, n).await {
+        match probe_once(api, users, author, sample, spec, n).await {
             Ok(lags) => {
                 out.probes += 1;
                 for lag in lags {
@@ -165,15 +253,8 @@ async fn probe_once(
     spec: &LagSpec,
     n: usize,
 ) -> anyhow::Result<Vec<Option<Duration>>> {
-    // Make the sampled timelines active.
-    let mut warm = tokio::task::JoinSet::new();
-    for &f in sample {
-        let (api, users) = (api.clone(), users.clone());
-        warm.spawn(async move { api.home(&users[f].token, "limit=1").await.map(|_| ()) });
-    }
-    while let Some(done) = warm.join_next().await {
-        done??;
-    }
+    // Keep the sampled timelines active.
+    warm(api, users, sample).await?;
     let text = format!("Fan-out lag probe {n} ({})", std::process::id());
     let id = api.post(&users[author].token, &text).await?;
     let acked = Instant::now();

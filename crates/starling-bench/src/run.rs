@@ -226,6 +226,23 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunReport> {
     let prepared = prepare(&args.target, args.workload).await?;
     let engine = &prepared.engine;
     let mix = Mix::of(args.workload);
+    let lag_probe = if args.lag_probes > 0 && args.workload != Workload::Ceiling {
+        Some(
+            lag::prepare(
+                prepared.api.clone(),
+                prepared.users.clone(),
+                LagSpec {
+                    probes: args.lag_probes,
+                    sample: args.lag_sample,
+                    poll: args.lag_poll,
+                    timeout: args.lag_timeout,
+                },
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     if !args.warmup.is_zero() {
         engine
             .run(
@@ -238,18 +255,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunReport> {
             )
             .await;
     }
-    let lag_task = (args.lag_probes > 0 && args.workload != Workload::Ceiling).then(|| {
-        tokio::spawn(lag::measure(
-            prepared.api.clone(),
-            prepared.users.clone(),
-            LagSpec {
-                probes: args.lag_probes,
-                sample: args.lag_sample,
-                poll: args.lag_poll,
-                timeout: args.lag_timeout,
-            },
-        ))
-    });
+    let lag_task = lag_probe.map(|probe| tokio::spawn(probe.measure()));
     let measured = engine
         .run(
             &Phase {
