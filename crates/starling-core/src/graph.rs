@@ -57,8 +57,10 @@ impl Core {
             || outcome == FollowOutcome::Requested && !rel.requested
         {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, target]).await;
         }
+        // New or not, the options may have changed: readers' relations
+        // are kept with the accounts (`ObjectCache::relations`).
+        self.objects.forget_accounts(&[me, target]).await;
         self.relationship(me, target).await
     }
 
@@ -68,8 +70,8 @@ impl Core {
         let stamp = self.stamp(me.shard());
         if self.store.unfollow(me, target, stamp).await? {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, target]).await;
         }
+        self.objects.forget_accounts(&[me, target]).await;
         self.relationship(me, target).await
     }
 
@@ -128,8 +130,8 @@ impl Core {
         let stamp = self.stamp(me.shard());
         if self.store.block(me, target, stamp).await? {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, target]).await;
         }
+        self.objects.forget_accounts(&[me, target]).await;
         self.relationship(me, target).await
     }
 
@@ -137,6 +139,7 @@ impl Core {
         let me = caller.user()?;
         self.account(target).await?;
         self.store.unblock(me, target).await?;
+        self.objects.forget_accounts(&[me, target]).await;
         self.relationship(me, target).await
     }
 
@@ -153,6 +156,7 @@ impl Core {
         self.account(target).await?;
         let stamp = self.stamp(me.shard());
         self.store.mute(me, target, notifications, stamp).await?;
+        self.objects.forget_accounts(&[me, target]).await;
         self.relationship(me, target).await
     }
 
@@ -160,6 +164,7 @@ impl Core {
         let me = caller.user()?;
         self.account(target).await?;
         self.store.unmute(me, target).await?;
+        self.objects.forget_accounts(&[me, target]).await;
         self.relationship(me, target).await
     }
 

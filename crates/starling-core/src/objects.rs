@@ -74,7 +74,7 @@
 //! those entries to their TTL. When the shared level answers again it fills
 //! from the next misses: nothing else is needed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use starling_cache::{CachedObject, Invalidation, Invalidations, ObjectKind, SharedObjects};
 use starling_domain::{Account, Id, Status};
-use starling_store::{primary_reads_forced, Store, StoreResult};
+use starling_store::{primary_reads_forced, RelationFlags, Store, StoreResult};
 
 /// Epoch slots per kind of object (ids share slots by hash).
 const EPOCH_SLOTS: usize = 4096;
@@ -139,6 +139,17 @@ impl RecentIds {
     }
 }
 
+/// How many authors' relations [`ObjectCache::relations`] keeps per
+/// viewer (more start the viewer's list afresh).
+const VIEWER_AUTHORS_MAX: usize = 512;
+
+/// A viewer's relations (following, boosts shown, blocked either way,
+/// muting) to the authors hydration has asked about, by author.
+#[derive(Debug, Default)]
+pub struct ViewerRelations {
+    flags: HashMap<Id, RelationFlags>,
+}
+
 #[derive(Clone)]
 pub struct ObjectCache {
     accounts: Level<Account>,
@@ -152,6 +163,11 @@ pub struct ObjectCache {
     recent: Level<RecentIds>,
     /// How many ids `recent` keeps per author.
     recent_len: usize,
+    /// Each reader's relations to the authors it reads, by reader. Their
+    /// epochs are the accounts': every follow, unfollow, block, unblock,
+    /// mute and unmute invalidates both accounts, here and in the other
+    /// processes, which drops them.
+    viewers: Level<ViewerRelations>,
     others: Arc<dyn Invalidations>,
     shared: Option<Arc<Shared>>,
 }
@@ -298,6 +314,7 @@ impl ObjectCache {
         Self {
             recent: Level::beside(&accounts, capacity / 4 + 1, ttl),
             recent_len: RECENT_IDS,
+            viewers: Level::beside(&accounts, capacity / 4 + 1, ttl),
             accounts,
             statuses: Level::new(capacity, ttl),
             others,
@@ -327,6 +344,57 @@ impl ObjectCache {
             store.statuses(&missing).await
         })
         .await
+    }
+
+    /// `viewer`'s relations to `authors`, one per author in the order
+    /// given: those this process has read before from memory, the others
+    /// with one store read (and kept). Reads pinned to the primary go to
+    /// the store. A write that changes a relation invalidates both
+    /// accounts, which drops the viewer's list (see `viewers`).
+    pub async fn relations(
+        &self,
+        store: &dyn Store,
+        viewer: Id,
+        authors: &[Id],
+    ) -> StoreResult<Vec<RelationFlags>> {
+        let level = &self.viewers;
+        // Before looking: an invalidation after this keeps what is read
+        // below out of the cache.
+        let before = epochs_of(&level.epochs, &[viewer]);
+        let known = if primary_reads_forced() {
+            None
+        } else {
+            level.memory.get(&viewer)
+        };
+        let mut missing: Vec<Id> = authors
+            .iter()
+            .copied()
+            .filter(|a| known.as_ref().is_none_or(|k| !k.flags.contains_key(a)))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let answer = |flags: &HashMap<Id, RelationFlags>| {
+            authors
+                .iter()
+                .map(|a| flags.get(a).copied().unwrap_or(RelationFlags::none(*a)))
+                .collect()
+        };
+        if missing.is_empty() {
+            metrics::counter!("starling_viewer_relations_lookups_total", "level" => "memory")
+                .increment(1);
+            return Ok(known.map(|k| answer(&k.flags)).unwrap_or_default());
+        }
+        metrics::counter!("starling_viewer_relations_lookups_total", "level" => "store")
+            .increment(1);
+        let read = store.relations(viewer, &missing).await?;
+        let mut flags = match known {
+            Some(k) if k.flags.len() + read.len() <= VIEWER_AUTHORS_MAX => k.flags.clone(),
+            _ => HashMap::new(),
+        };
+        flags.extend(read.iter().map(|r| (r.id, *r)));
+        let out = answer(&flags);
+        remember(level, &before, viewer, Arc::new(ViewerRelations { flags }));
+        Ok(out)
     }
 
     /// Keeps `n` ids per author in [`ObjectCache::recent_ids`] (tests use
@@ -533,11 +601,13 @@ impl ObjectCache {
             Invalidation::Accounts(ids) => {
                 self.accounts.forget(ids);
                 self.recent.forget(ids);
+                self.viewers.forget(ids);
             }
             Invalidation::Statuses(ids) => self.statuses.forget(ids),
             Invalidation::Everything => {
                 self.accounts.forget_all();
                 self.recent.forget_all();
+                self.viewers.forget_all();
                 self.statuses.forget_all();
             }
         }

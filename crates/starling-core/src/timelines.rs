@@ -405,7 +405,7 @@ impl Core {
         let up_to = match viewer {
             Some(v) if v == account => Visibility::Direct,
             Some(v) => {
-                known = self.store.relations(v, &[account]).await?;
+                known = self.objects.relations(&*self.store, v, &[account]).await?;
                 match known.first() {
                     Some(r) if r.blocked => return Ok(vec![]),
                     Some(r) if r.following => Visibility::Private,

@@ -116,8 +116,8 @@ impl Core {
                 dedup(&mut authors);
                 if !authors.is_empty() {
                     rels.extend(
-                        store
-                            .relations(v, &authors)
+                        self.objects
+                            .relations(store, v, &authors)
                             .await?
                             .into_iter()
                             .map(|r| (r.id, r)),

@@ -600,3 +600,92 @@ async fn home_timelines_match_the_model_with_large_accounts_paged_past_their_rec
         run(seed, 3, 2).await;
     }
 }
+
+/// Readers' relations are kept in memory between reads: every change to
+/// one (follow options, mutes, blocks) must be seen by the next read.
+#[tokio::test]
+async fn relation_changes_show_in_the_next_read() {
+    let w = world(1_000, starling_core::RECENT_IDS).await;
+    let (viewer, author, other) = (&w.users[0], &w.users[1], &w.users[2]);
+    let follow = |target: Id, reblogs: bool| {
+        let p = viewer.2.clone();
+        let core = w.core.clone();
+        async move {
+            core.follow(
+                &p,
+                target,
+                FollowInput {
+                    reblogs: Some(reblogs),
+                    notify: Some(false),
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    follow(author.0, true).await;
+    follow(other.0, true).await;
+    w.drain().await;
+    let original = w
+        .core
+        .post_status(
+            &other.2,
+            PostInput {
+                text: Some("original".into()),
+                ..PostInput::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .id;
+    let boost = w
+        .core
+        .reblog(&author.2, original, None)
+        .await
+        .unwrap()
+        .status
+        .id;
+    let own = w
+        .core
+        .post_status(
+            &author.2,
+            PostInput {
+                text: Some("own".into()),
+                ..PostInput::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .id;
+    w.drain().await;
+    let home = || async {
+        w.core
+            .home_timeline(&viewer.2, &Page::first(20))
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.status.id)
+            .collect::<Vec<Id>>()
+    };
+    assert!(home().await.contains(&boost), "the boost shows");
+    follow(author.0, false).await;
+    assert!(
+        !home().await.contains(&boost),
+        "boosts hidden by the follow's options at once"
+    );
+    follow(author.0, true).await;
+    assert!(home().await.contains(&boost), "and shown again");
+    w.core.mute(&viewer.2, author.0, true).await.unwrap();
+    let shown = home().await;
+    assert!(
+        !shown.contains(&own) && !shown.contains(&boost),
+        "a mute hides the author at once"
+    );
+    w.core.unmute(&viewer.2, author.0).await.unwrap();
+    assert!(home().await.contains(&own), "an unmute shows them again");
+    // Blocked by the author: their posts go (the block severs the follow).
+    w.core.block(&author.2, viewer.0).await.unwrap();
+    assert!(!home().await.contains(&own), "blocked by the author");
+}
