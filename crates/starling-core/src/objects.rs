@@ -387,12 +387,13 @@ impl ObjectCache {
         metrics::counter!("starling_viewer_relations_lookups_total", "level" => "store")
             .increment(1);
         let read = store.relations(viewer, &missing).await?;
-        let mut flags = match known {
-            Some(k) if k.flags.len() + read.len() <= VIEWER_AUTHORS_MAX => k.flags.clone(),
-            _ => HashMap::new(),
-        };
+        let mut flags = known.map(|k| k.flags.clone()).unwrap_or_default();
         flags.extend(read.iter().map(|r| (r.id, *r)));
         let out = answer(&flags);
+        if flags.len() > VIEWER_AUTHORS_MAX {
+            // Start the list afresh with this page's authors.
+            flags.retain(|id, _| authors.contains(id));
+        }
         remember(level, &before, viewer, Arc::new(ViewerRelations { flags }));
         Ok(out)
     }
@@ -778,6 +779,68 @@ mod tests {
         let expired = Memory::new(100, Duration::ZERO);
         expired.insert(a, Arc::new("a"));
         assert_eq!(expired.get(&a), None, "served past its deadline");
+    }
+
+    #[tokio::test]
+    async fn a_readers_relations_stay_right_past_the_bound() {
+        use starling_domain::{FollowOptions, IdGenerator, ShardId};
+        use starling_store::{GraphStore, NewAccount, SqliteStore, Stamp};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(dir.path()).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let ids = IdGenerator::new();
+        let mut accounts = Vec::new();
+        for n in 0..(VIEWER_AUTHORS_MAX + 100) {
+            let username = format!("u{n}");
+            let id = ids.next(ShardId::for_key(&username));
+            store
+                .create_account(&NewAccount {
+                    account: Account::new(id, &username, None, 1_700_000_000_000),
+                    email: format!("{username}@example.com"),
+                    email_key: format!("{username}@example.com"),
+                    password_hash: "$argon2id$unused".into(),
+                    locale: None,
+                })
+                .await
+                .expect("account");
+            accounts.push(id);
+        }
+        let viewer = accounts[0];
+        let authors = &accounts[1..];
+        // Every other author followed, boosts shown for every fourth.
+        for (i, a) in authors.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            let options = FollowOptions {
+                reblogs: i % 4 == 0,
+                notify: false,
+            };
+            let stamp = Stamp {
+                id: ids.next(viewer.shard()),
+                at_ms: 1,
+            };
+            store
+                .follow(viewer, *a, options, false, stamp)
+                .await
+                .expect("follow");
+        }
+        let cache = ObjectCache::new(
+            1_000,
+            Duration::from_secs(60),
+            Arc::new(starling_cache::LocalInvalidations),
+            None,
+        );
+        let half = authors.len() / 2;
+        // Known authors, then all of them (past the bound), then the
+        // first ones again: each answer is the store's.
+        for page in [&authors[..half], authors, &authors[..half], authors] {
+            let cached = cache.relations(&store, viewer, page).await.expect("cached");
+            let direct = store.relations(viewer, page).await.expect("store");
+            assert_eq!(cached, direct);
+        }
+        assert!(cache
+            .viewers
+            .memory
+            .get(&viewer)
+            .is_some_and(|k| k.flags.len() <= authors.len()));
     }
 
     #[test]
