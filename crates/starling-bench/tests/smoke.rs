@@ -179,7 +179,7 @@ async fn seed_run_and_sweep_against_a_real_server() {
 
     // A tiny sweep, with charts.
     let charts = data.join("charts");
-    let sweep = sweep::sweep(&SweepArgs {
+    let tiny = SweepArgs {
         target: target_args(&base, data),
         workload: Workload::Home,
         p99_ms: 1_000.0,
@@ -195,9 +195,8 @@ async fn seed_run_and_sweep_against_a_real_server() {
         ceiling: true,
         json: None,
         charts: Some(charts.clone()),
-    })
-    .await
-    .unwrap();
+    };
+    let sweep = sweep::sweep(&tiny).await.unwrap();
     assert_eq!(sweep.result.steps.len(), 2);
     assert!(
         sweep.result.steps[0].per_second.iter().any(|s| s.ok > 0),
@@ -220,21 +219,12 @@ async fn seed_run_and_sweep_against_a_real_server() {
     // A bound no request meets: the step runs once more, then fails,
     // with both reasons kept.
     let impossible = sweep::sweep(&SweepArgs {
-        target: target_args(&base, data),
-        workload: Workload::Home,
         p99_ms: 0.000_1,
-        start_rate: 40.0,
-        factor: 2.0,
-        max_rate: 80.0,
-        refine: 0,
         step_duration: Duration::from_millis(200),
         retries: 1,
-        warmup: Duration::ZERO,
-        max_error_rate: 0.0,
-        min_achieved: 0.5,
         ceiling: false,
-        json: None,
         charts: None,
+        ..tiny
     })
     .await
     .unwrap();

@@ -399,14 +399,13 @@ impl Core {
         if options.pinned || options.only_media {
             return Ok(vec![]);
         }
-        // The viewer's relation to the author, read once: it decides what
-        // the page may hold, and hydration needs it again.
-        let mut known = Vec::new();
+        // Hydration asks for this relation again: the reader's relations
+        // are kept in memory (`ObjectCache::relations`), so that is free.
         let up_to = match viewer {
             Some(v) if v == account => Visibility::Direct,
             Some(v) => {
-                known = self.objects.relations(&*self.store, v, &[account]).await?;
-                match known.first() {
+                let rel = self.objects.relations(&*self.store, v, &[account]).await?;
+                match rel.first() {
                     Some(r) if r.blocked => return Ok(vec![]),
                     Some(r) if r.following => Visibility::Private,
                     _ => Visibility::Unlisted,
@@ -452,8 +451,7 @@ impl Core {
                     .collect()
             }
         };
-        self.hydrate_knowing(viewer, &ids, Filter::Direct, &known)
-            .await
+        self.hydrate(viewer, &ids, Filter::Direct).await
     }
 
     /// What `Store::account_statuses(account, filter, page)` answers,

@@ -60,18 +60,6 @@ impl Core {
         ids: &[Id],
         filter: Filter,
     ) -> CoreResult<Vec<StatusView>> {
-        self.hydrate_knowing(viewer, ids, filter, &[]).await
-    }
-
-    /// [`Self::hydrate`], with the viewer's relations to some authors
-    /// already read by the caller (not asked again).
-    pub(crate) async fn hydrate_knowing(
-        &self,
-        viewer: Option<Id>,
-        ids: &[Id],
-        filter: Filter,
-        known: &[RelationFlags],
-    ) -> CoreResult<Vec<StatusView>> {
         let store = &*self.store;
         let mut statuses: HashMap<Id, Arc<Status>> = self
             .objects
@@ -106,23 +94,22 @@ impl Core {
         let (relations, favourited, reblogged) = match viewer {
             None => (HashMap::new(), HashSet::new(), HashSet::new()),
             Some(v) => {
-                let mut rels: HashMap<Id, RelationFlags> =
-                    known.iter().map(|r| (r.id, *r)).collect();
                 let mut authors: Vec<Id> = statuses
                     .values()
                     .map(|s| s.account_id)
-                    .filter(|a| *a != v && !rels.contains_key(a))
+                    .filter(|a| *a != v)
                     .collect();
                 dedup(&mut authors);
-                if !authors.is_empty() {
-                    rels.extend(
-                        self.objects
-                            .relations(store, v, &authors)
-                            .await?
-                            .into_iter()
-                            .map(|r| (r.id, r)),
-                    );
-                }
+                let rels: HashMap<Id, RelationFlags> = if authors.is_empty() {
+                    HashMap::new()
+                } else {
+                    self.objects
+                        .relations(store, v, &authors)
+                        .await?
+                        .into_iter()
+                        .map(|r| (r.id, r))
+                        .collect()
+                };
                 let shown: Vec<Id> = statuses
                     .values()
                     .filter(|s| !s.is_reblog())

@@ -626,19 +626,17 @@ async fn relation_changes_show_in_the_next_read() {
     follow(author.0, true).await;
     follow(other.0, true).await;
     w.drain().await;
-    let original = w
-        .core
-        .post_status(
-            &other.2,
-            PostInput {
-                text: Some("original".into()),
+    let post = |who: &Principal, text: &str| {
+        let (core, who, text) = (w.core.clone(), who.clone(), text.to_owned());
+        async move {
+            let input = PostInput {
+                text: Some(text),
                 ..PostInput::default()
-            },
-        )
-        .await
-        .unwrap()
-        .status
-        .id;
+            };
+            core.post_status(&who, input).await.unwrap().status.id
+        }
+    };
+    let original = post(&other.2, "original").await;
     let boost = w
         .core
         .reblog(&author.2, original, None)
@@ -646,19 +644,7 @@ async fn relation_changes_show_in_the_next_read() {
         .unwrap()
         .status
         .id;
-    let own = w
-        .core
-        .post_status(
-            &author.2,
-            PostInput {
-                text: Some("own".into()),
-                ..PostInput::default()
-            },
-        )
-        .await
-        .unwrap()
-        .status
-        .id;
+    let own = post(&author.2, "own").await;
     w.drain().await;
     let home = || async {
         w.core
