@@ -24,6 +24,9 @@ use crate::timeline::CacheResult;
 pub enum Invalidation {
     Accounts(Vec<Id>),
     Statuses(Vec<Id>),
+    /// What these accounts see of others changed: their relations to
+    /// others (either way), or their own favourites or boosts.
+    Viewers(Vec<Id>),
     /// Messages may have been missed: drop every cached object.
     Everything,
 }
@@ -60,11 +63,14 @@ impl Invalidations for LocalInvalidations {
     }
 }
 
-/// The wire form: `a 1 2 3`, `s 4 5`, or `*`.
+/// The wire form: `a 1 2 3`, `s 4 5`, `v 6 7`, or `*`. A process that does
+/// not know a tag reads it as `*` (so during a rolling upgrade an older
+/// process drops everything rather than keep something stale).
 pub fn encode(what: &Invalidation) -> String {
     let (tag, ids) = match what {
         Invalidation::Accounts(ids) => ("a", ids),
         Invalidation::Statuses(ids) => ("s", ids),
+        Invalidation::Viewers(ids) => ("v", ids),
         Invalidation::Everything => return "*".into(),
     };
     let mut out = String::from(tag);
@@ -84,6 +90,7 @@ pub fn decode(text: &str) -> Invalidation {
     match parts.next() {
         Some("a") => ids(parts).map_or(Invalidation::Everything, Invalidation::Accounts),
         Some("s") => ids(parts).map_or(Invalidation::Everything, Invalidation::Statuses),
+        Some("v") => ids(parts).map_or(Invalidation::Everything, Invalidation::Viewers),
         _ => Invalidation::Everything,
     }
 }
@@ -97,6 +104,7 @@ mod tests {
         for what in [
             Invalidation::Accounts(vec![Id::from_i64(1), Id::from_i64(1 << 62)]),
             Invalidation::Statuses(vec![Id::from_i64(7)]),
+            Invalidation::Viewers(vec![Id::from_i64(8), Id::from_i64(9)]),
             Invalidation::Everything,
         ] {
             assert_eq!(decode(&encode(&what)), what);

@@ -58,9 +58,9 @@ impl Core {
         {
             self.outbox_written();
         }
-        // New or not, the options may have changed: readers' relations
-        // are kept with the accounts (`ObjectCache::relations`).
-        self.objects.forget_accounts(&[me, target]).await;
+        // New or not, the options may have changed (readers' relations
+        // are kept in memory: `ObjectCache::relations`).
+        self.relation_changed(me, target, true).await;
         self.relationship(me, target).await
     }
 
@@ -71,7 +71,7 @@ impl Core {
         if self.store.unfollow(me, target, stamp).await? {
             self.outbox_written();
         }
-        self.objects.forget_accounts(&[me, target]).await;
+        self.relation_changed(me, target, true).await;
         self.relationship(me, target).await
     }
 
@@ -131,7 +131,8 @@ impl Core {
         if self.store.block(me, target, stamp).await? {
             self.outbox_written();
         }
-        self.objects.forget_accounts(&[me, target]).await;
+        // A block severs follows either way: counters change.
+        self.relation_changed(me, target, true).await;
         self.relationship(me, target).await
     }
 
@@ -139,7 +140,7 @@ impl Core {
         let me = caller.user()?;
         self.account(target).await?;
         self.store.unblock(me, target).await?;
-        self.objects.forget_accounts(&[me, target]).await;
+        self.relation_changed(me, target, false).await;
         self.relationship(me, target).await
     }
 
@@ -156,7 +157,7 @@ impl Core {
         self.account(target).await?;
         let stamp = self.stamp(me.shard());
         self.store.mute(me, target, notifications, stamp).await?;
-        self.objects.forget_accounts(&[me, target]).await;
+        self.relation_changed(me, target, false).await;
         self.relationship(me, target).await
     }
 
@@ -164,7 +165,7 @@ impl Core {
         let me = caller.user()?;
         self.account(target).await?;
         self.store.unmute(me, target).await?;
-        self.objects.forget_accounts(&[me, target]).await;
+        self.relation_changed(me, target, false).await;
         self.relationship(me, target).await
     }
 
@@ -206,7 +207,7 @@ impl Core {
             .await?
         {
             self.outbox_written();
-            self.objects.forget_accounts(&[me, requester]).await;
+            self.relation_changed(me, requester, true).await;
         } else if !self.relationship(me, requester).await?.followed_by {
             return Err(CoreError::NotFound);
         }
@@ -228,5 +229,16 @@ impl Core {
             .dismiss_notifications_from(me, NotificationType::FollowRequest, requester)
             .await?;
         self.relationship(me, requester).await
+    }
+
+    /// After a relation between `a` and `b` changed: what each sees of the
+    /// other (readers' relations, kept in memory) is dropped everywhere,
+    /// and their accounts too when `counted` (the follower and following
+    /// counts may have moved).
+    async fn relation_changed(&self, a: Id, b: Id, counted: bool) {
+        if counted {
+            self.objects.forget_accounts(&[a, b]).await;
+        }
+        self.objects.forget_viewers(&[a, b]).await;
     }
 }

@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use starling_cache::{CachedObject, Invalidation, Invalidations, ObjectKind, SharedObjects};
 use starling_domain::{Account, Id, Status};
-use starling_store::{primary_reads_forced, RelationFlags, Store, StoreResult};
+use starling_store::{primary_reads_forced, Interactions, RelationFlags, Store, StoreResult};
 
 /// Epoch slots per kind of object (ids share slots by hash).
 const EPOCH_SLOTS: usize = 4096;
@@ -139,15 +139,23 @@ impl RecentIds {
     }
 }
 
-/// How many authors' relations [`ObjectCache::relations`] keeps per
-/// viewer (more start the viewer's list afresh).
-const VIEWER_AUTHORS_MAX: usize = 512;
+/// How many authors' relations ([`ObjectCache::relations`]) and how many
+/// statuses' flags ([`ObjectCache::interactions`]) are kept per viewer
+/// (more start the viewer's list afresh).
+const VIEWER_FACTS_MAX: usize = 512;
 
-/// A viewer's relations (following, boosts shown, blocked either way,
-/// muting) to the authors hydration has asked about, by author.
-#[derive(Debug, Default)]
-pub struct ViewerRelations {
-    flags: HashMap<Id, RelationFlags>,
+/// What hydration has read about one viewer, by the id it asked about:
+/// relations to authors, or favourites and boosts among statuses.
+#[derive(Debug)]
+pub struct ViewerFacts<V> {
+    known: HashMap<Id, V>,
+}
+
+/// Whether a viewer favourited and boosted one status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct StatusFlags {
+    favourited: bool,
+    reblogged: bool,
 }
 
 #[derive(Clone)]
@@ -163,11 +171,16 @@ pub struct ObjectCache {
     recent: Level<RecentIds>,
     /// How many ids `recent` keeps per author.
     recent_len: usize,
-    /// Each reader's relations to the authors it reads, by reader. Their
-    /// epochs are the accounts': every follow, unfollow, block, unblock,
-    /// mute and unmute invalidates both accounts, here and in the other
-    /// processes, which drops them.
-    viewers: Level<ViewerRelations>,
+    /// Each reader's relations to the authors it reads, by reader, under
+    /// the viewers' own epochs (not the accounts': a reader's post does not
+    /// drop them): every follow, unfollow, block, unblock, mute and unmute
+    /// invalidates both viewers ([`ObjectCache::forget_viewers`]), here and
+    /// in the other processes.
+    relations: Level<ViewerFacts<RelationFlags>>,
+    /// Each reader's favourites and boosts among the statuses it reads, by
+    /// reader, under the same epochs: the reader's favourites, unfavourites,
+    /// boosts and boost deletions invalidate the reader.
+    interactions: Level<ViewerFacts<StatusFlags>>,
     others: Arc<dyn Invalidations>,
     shared: Option<Arc<Shared>>,
 }
@@ -311,10 +324,12 @@ impl ObjectCache {
         shared: Option<SharedLevel>,
     ) -> Self {
         let accounts = Level::new(capacity, ttl);
+        let relations = Level::new(capacity / 4 + 1, ttl);
         Self {
             recent: Level::beside(&accounts, capacity / 4 + 1, ttl),
             recent_len: RECENT_IDS,
-            viewers: Level::beside(&accounts, capacity / 4 + 1, ttl),
+            interactions: Level::beside(&relations, capacity / 4 + 1, ttl),
+            relations,
             accounts,
             statuses: Level::new(capacity, ttl),
             others,
@@ -349,52 +364,68 @@ impl ObjectCache {
     /// `viewer`'s relations to `authors`, one per author in the order
     /// given: those this process has read before from memory, the others
     /// with one store read (and kept). Reads pinned to the primary go to
-    /// the store. A write that changes a relation invalidates both
-    /// accounts, which drops the viewer's list (see `viewers`).
+    /// the store. A write that changes a relation invalidates both viewers
+    /// ([`ObjectCache::forget_viewers`]), which drops what is kept.
     pub async fn relations(
         &self,
         store: &dyn Store,
         viewer: Id,
         authors: &[Id],
     ) -> StoreResult<Vec<RelationFlags>> {
-        let level = &self.viewers;
-        // Before looking: an invalidation after this keeps what is read
-        // below out of the cache.
-        let before = epochs_of(&level.epochs, &[viewer]);
-        let known = if primary_reads_forced() {
-            None
-        } else {
-            level.memory.get(&viewer)
-        };
-        let mut missing: Vec<Id> = authors
-            .iter()
-            .copied()
-            .filter(|a| known.as_ref().is_none_or(|k| !k.flags.contains_key(a)))
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        let answer = |flags: &HashMap<Id, RelationFlags>| {
-            authors
-                .iter()
-                .map(|a| flags.get(a).copied().unwrap_or(RelationFlags::none(*a)))
-                .collect()
-        };
-        if missing.is_empty() {
-            metrics::counter!("starling_viewer_relations_lookups_total", "level" => "memory")
-                .increment(1);
-            return Ok(known.map(|k| answer(&k.flags)).unwrap_or_default());
+        let flags = viewer_facts(
+            &self.relations,
+            viewer,
+            authors,
+            "starling_viewer_relations_lookups_total",
+            |missing| async move {
+                let read = store.relations(viewer, &missing).await?;
+                Ok(read.into_iter().map(|r| (r.id, r)).collect())
+            },
+            RelationFlags::none,
+        )
+        .await?;
+        Ok(flags.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Which of `statuses` `viewer` has favourited and boosted, as
+    /// [`ObjectCache::relations`]: the statuses asked about before from
+    /// memory, the others with one store read. The viewer's favourites,
+    /// unfavourites, boosts and boost deletions invalidate the viewer
+    /// ([`ObjectCache::forget_viewers`]).
+    pub async fn interactions(
+        &self,
+        store: &dyn Store,
+        viewer: Id,
+        statuses: &[Id],
+    ) -> StoreResult<Interactions> {
+        let flags = viewer_facts(
+            &self.interactions,
+            viewer,
+            statuses,
+            "starling_viewer_interactions_lookups_total",
+            |missing| async move {
+                let read = store.interactions_among(viewer, &missing).await?;
+                let mut flags: HashMap<Id, StatusFlags> = HashMap::new();
+                for id in read.favourited {
+                    flags.entry(id).or_default().favourited = true;
+                }
+                for id in read.reblogged {
+                    flags.entry(id).or_default().reblogged = true;
+                }
+                Ok(flags.into_iter().collect())
+            },
+            |_| StatusFlags::default(),
+        )
+        .await?;
+        let mut out = Interactions::default();
+        for (id, f) in flags {
+            if f.favourited {
+                out.favourited.push(id);
+            }
+            if f.reblogged {
+                out.reblogged.push(id);
+            }
         }
-        metrics::counter!("starling_viewer_relations_lookups_total", "level" => "store")
-            .increment(1);
-        let read = store.relations(viewer, &missing).await?;
-        let mut flags = known.map(|k| k.flags.clone()).unwrap_or_default();
-        flags.extend(read.iter().map(|r| (r.id, *r)));
-        let out = answer(&flags);
-        if flags.len() > VIEWER_AUTHORS_MAX {
-            // Start the list afresh with this page's authors.
-            flags.retain(|id, _| authors.contains(id));
-        }
-        remember(level, &before, viewer, Arc::new(ViewerRelations { flags }));
         Ok(out)
     }
 
@@ -516,6 +547,13 @@ impl ObjectCache {
         self.forget(Invalidation::Statuses(ids.to_vec())).await;
     }
 
+    /// Call after a write that changes what these accounts see of others
+    /// has committed: a relation between them (follow, block, mute, and
+    /// their undoing), or one's favourites or boosts.
+    pub async fn forget_viewers(&self, ids: &[Id]) {
+        self.forget(Invalidation::Viewers(ids.to_vec())).await;
+    }
+
     /// Drops the copies here, tombstones the shared ones, drops the copies
     /// here again, then tells the other processes (see the module docs). A
     /// failure to tell them is logged and counted: their copies expire soon
@@ -602,13 +640,17 @@ impl ObjectCache {
             Invalidation::Accounts(ids) => {
                 self.accounts.forget(ids);
                 self.recent.forget(ids);
-                self.viewers.forget(ids);
             }
             Invalidation::Statuses(ids) => self.statuses.forget(ids),
+            Invalidation::Viewers(ids) => {
+                self.relations.forget(ids);
+                self.interactions.forget(ids);
+            }
             Invalidation::Everything => {
                 self.accounts.forget_all();
                 self.recent.forget_all();
-                self.viewers.forget_all();
+                self.relations.forget_all();
+                self.interactions.forget_all();
                 self.statuses.forget_all();
             }
         }
@@ -667,7 +709,8 @@ fn kind_and_ids(what: &Invalidation) -> Option<(ObjectKind, &[Id])> {
     match what {
         Invalidation::Accounts(ids) => Some((ObjectKind::Account, ids)),
         Invalidation::Statuses(ids) => Some((ObjectKind::Status, ids)),
-        Invalidation::Everything => None,
+        // Only the first level keeps what viewers see of others.
+        Invalidation::Viewers(_) | Invalidation::Everything => None,
     }
 }
 
@@ -710,6 +753,68 @@ impl LogGate {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
+}
+
+/// What `viewer` sees of each of `keys`, in the order given: what this
+/// process read before from memory, the rest with one call to `read`
+/// (which answers for the keys it is given; one it leaves out is
+/// `absent(key)`), kept for the next read. Reads pinned to the primary skip
+/// memory (and keep what they read). `metric` counts lookups by level.
+async fn viewer_facts<V, F, Fut>(
+    level: &Level<ViewerFacts<V>>,
+    viewer: Id,
+    keys: &[Id],
+    metric: &'static str,
+    read: F,
+    absent: fn(Id) -> V,
+) -> StoreResult<Vec<(Id, V)>>
+where
+    V: Copy + Send + Sync + 'static,
+    F: FnOnce(Vec<Id>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<(Id, V)>>>,
+{
+    // Before looking: an invalidation after this keeps what is read below
+    // out of the cache.
+    let before = epochs_of(&level.epochs, &[viewer]);
+    let known = if primary_reads_forced() {
+        None
+    } else {
+        level.memory.get(&viewer)
+    };
+    let mut missing: Vec<Id> = keys
+        .iter()
+        .copied()
+        .filter(|k| known.as_ref().is_none_or(|f| !f.known.contains_key(k)))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let answer = |known: &HashMap<Id, V>| {
+        keys.iter()
+            .map(|k| (*k, known.get(k).copied().unwrap_or_else(|| absent(*k))))
+            .collect()
+    };
+    if missing.is_empty() {
+        metrics::counter!(metric, "level" => "memory").increment(1);
+        return Ok(known.map(|f| answer(&f.known)).unwrap_or_default());
+    }
+    metrics::counter!(metric, "level" => "store").increment(1);
+    let read = read(missing.clone()).await?;
+    let mut facts = known.map(|f| f.known.clone()).unwrap_or_default();
+    // What the store left out is absent, and known to be.
+    facts.extend(missing.iter().map(|k| (*k, absent(*k))));
+    facts.extend(read);
+    let out = answer(&facts);
+    if facts.len() > VIEWER_FACTS_MAX {
+        // Start the list afresh with what this read asked about.
+        facts.retain(|k, _| keys.contains(k));
+    }
+    remember(
+        level,
+        &before,
+        viewer,
+        Arc::new(ViewerFacts { known: facts }),
+    );
+    Ok(out)
 }
 
 fn epochs_of(epochs: &Epochs, ids: &[Id]) -> Vec<(Id, u64)> {
@@ -790,7 +895,7 @@ mod tests {
         store.migrate().await.expect("migrate");
         let ids = IdGenerator::new();
         let mut accounts = Vec::new();
-        for n in 0..(VIEWER_AUTHORS_MAX + 100) {
+        for n in 0..(VIEWER_FACTS_MAX + 100) {
             let username = format!("u{n}");
             let id = ids.next(ShardId::for_key(&username));
             store
@@ -837,10 +942,10 @@ mod tests {
             assert_eq!(cached, direct);
         }
         assert!(cache
-            .viewers
+            .relations
             .memory
             .get(&viewer)
-            .is_some_and(|k| k.flags.len() <= authors.len()));
+            .is_some_and(|k| k.known.len() <= authors.len()));
     }
 
     #[test]

@@ -166,6 +166,10 @@ impl Core {
                 self.outbox_written();
                 self.objects.forget_accounts(&[author_id]).await;
                 self.objects.forget_statuses(touched_statuses).await;
+                if s.reblog_of_id.is_some() {
+                    // The booster's flags on the boosted status.
+                    self.objects.forget_viewers(&[author_id]).await;
+                }
                 metrics::counter!("starling_statuses_created_total").increment(1);
                 if s.reblog_of_id.is_none() {
                     return self.new_status_view(*s).await;
@@ -234,6 +238,10 @@ impl Core {
         touched.extend(deleted.reblog_of_id);
         self.objects.forget_statuses(&touched).await;
         self.objects.forget_accounts(&[me]).await;
+        if deleted.reblog_of_id.is_some() {
+            // Deleting a boost is unboosting.
+            self.objects.forget_viewers(&[me]).await;
+        }
         Ok(view)
     }
 
@@ -316,6 +324,7 @@ impl Core {
                 .forget_statuses(&[original.status.id, boost.id])
                 .await;
             self.objects.forget_accounts(&[me]).await;
+            self.objects.forget_viewers(&[me]).await;
         }
         self.status_view(Some(me), original.status.id).await
     }
@@ -327,6 +336,7 @@ impl Core {
         if self.store.favourite(me, target.status.id, stamp).await? {
             self.outbox_written();
             self.objects.forget_statuses(&[target.status.id]).await;
+            self.objects.forget_viewers(&[me]).await;
         }
         self.status_view(Some(me), target.status.id).await
     }
@@ -336,6 +346,7 @@ impl Core {
         let target = self.target(me, id).await?;
         if self.store.unfavourite(me, target.status.id).await? {
             self.objects.forget_statuses(&[target.status.id]).await;
+            self.objects.forget_viewers(&[me]).await;
         }
         self.status_view(Some(me), target.status.id).await
     }

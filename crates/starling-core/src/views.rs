@@ -118,7 +118,7 @@ impl Core {
                 let flags = if shown.is_empty() {
                     starling_store::Interactions::default()
                 } else {
-                    store.interactions_among(v, &shown).await?
+                    self.objects.interactions(store, v, &shown).await?
                 };
                 (
                     rels,

@@ -77,6 +77,12 @@ async fn favourites_of(core: &Core, id: Id) -> i64 {
     core.status(None, id).await.unwrap().status.favourites_count
 }
 
+/// Whether `core` shows `id` as favourited by `viewer`.
+async fn favourited_by(core: &Core, viewer: Id, id: Id) -> bool {
+    let view = core.status(Some(viewer), id).await.unwrap();
+    view.viewer.unwrap().favourited
+}
+
 fn principal(account: Id) -> Principal {
     Principal {
         token_hash: SecretHash([7; 32]),
@@ -230,13 +236,19 @@ async fn a_favourite_through_one_process_is_counted_at_once_by_the_other() {
     let status = w.post("count me").await;
     assert_eq!(favourites_of(&one, status.id).await, 0);
     assert_eq!(favourites_of(&two, status.id).await, 0);
+    assert!(!favourited_by(&two, w.bob, status.id).await);
 
     let after = one.favourite(&principal(w.bob), status.id).await.unwrap();
     assert_eq!(after.status.favourites_count, 1);
+    assert!(after.viewer.unwrap().favourited);
     assert_eq!(
         favourites_of(&two, status.id).await,
         1,
         "no stale counter in the other process"
+    );
+    assert!(
+        favourited_by(&two, w.bob, status.id).await,
+        "the reader's flags, kept by the other process, dropped"
     );
     // And a third, fresh process finds the new count, not the old entry.
     let three = w.process(true, LONG).await;
@@ -244,6 +256,7 @@ async fn a_favourite_through_one_process_is_counted_at_once_by_the_other() {
 
     one.unfavourite(&principal(w.bob), status.id).await.unwrap();
     assert_eq!(favourites_of(&two, status.id).await, 0);
+    assert!(!favourited_by(&two, w.bob, status.id).await);
 }
 
 #[tokio::test]

@@ -675,3 +675,68 @@ async fn relation_changes_show_in_the_next_read() {
     w.core.block(&author.2, viewer.0).await.unwrap();
     assert!(!home().await.contains(&own), "blocked by the author");
 }
+
+/// Readers' favourites and boosts are kept in memory between reads: each
+/// of the reader's own favourites, unfavourites, boosts, unboosts and boost
+/// deletions must be seen by the next read; another reader's must not.
+#[tokio::test]
+async fn interaction_changes_show_in_the_next_read() {
+    let w = world(1_000, starling_core::RECENT_IDS).await;
+    let (viewer, author, other) = (&w.users[0], &w.users[1], &w.users[2]);
+    for who in [viewer, other] {
+        w.core
+            .follow(&who.2, author.0, FollowInput::default())
+            .await
+            .unwrap();
+    }
+    let mut posted = Vec::new();
+    for text in ["liked", "boosted"] {
+        let input = PostInput {
+            text: Some(text.into()),
+            ..PostInput::default()
+        };
+        posted.push(
+            w.core
+                .post_status(&author.2, input)
+                .await
+                .unwrap()
+                .status
+                .id,
+        );
+    }
+    let (liked, boosted) = (posted[0], posted[1]);
+    w.drain().await;
+    // (favourited, reblogged) of `id` in `who`'s home, as shown.
+    let flags = |who: &Principal, id: Id| {
+        let (core, who) = (w.core.clone(), who.clone());
+        async move {
+            let page = core.home_timeline(&who, &Page::first(20)).await.unwrap();
+            let view = page.iter().find(|v| v.status.id == id).expect("in home");
+            let f = view.viewer.expect("signed in");
+            (f.favourited, f.reblogged)
+        }
+    };
+    let (me, them) = (&viewer.2, &other.2);
+    assert_eq!(flags(me, liked).await, (false, false));
+    assert_eq!(flags(me, boosted).await, (false, false));
+    w.core.favourite(me, liked).await.unwrap();
+    assert_eq!(flags(me, liked).await, (true, false), "a favourite");
+    assert_eq!(flags(them, liked).await, (false, false), "not theirs");
+    w.core.favourite(them, boosted).await.unwrap();
+    assert_eq!(flags(me, boosted).await, (false, false), "theirs, not mine");
+    let boost = w.core.reblog(me, boosted, None).await.unwrap().status.id;
+    assert_eq!(flags(me, boosted).await, (false, true), "a boost");
+    w.core.unfavourite(me, liked).await.unwrap();
+    assert_eq!(flags(me, liked).await, (false, false), "an unfavourite");
+    w.core.unreblog(me, boosted).await.unwrap();
+    assert_eq!(flags(me, boosted).await, (false, false), "an unboost");
+    let again = w.core.reblog(me, boosted, None).await.unwrap().status.id;
+    assert_ne!(again, boost, "a new boost");
+    assert_eq!(flags(me, boosted).await, (false, true), "boosted again");
+    w.core.delete_status(me, again).await.unwrap();
+    assert_eq!(
+        flags(me, boosted).await,
+        (false, false),
+        "the boost deleted"
+    );
+}
