@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_domain::Id;
+use starling_domain::{Id, SecretHash};
 
 use crate::timeline::CacheResult;
 
@@ -27,6 +27,8 @@ pub enum Invalidation {
     /// What these accounts see of others changed: their relations to
     /// others (either way), or their own favourites or boosts.
     Viewers(Vec<Id>),
+    /// These access tokens were revoked (by their hashes).
+    Tokens(Vec<SecretHash>),
     /// Messages may have been missed: drop every cached object.
     Everything,
 }
@@ -63,7 +65,7 @@ impl Invalidations for LocalInvalidations {
     }
 }
 
-/// The wire form: `a 1 2 3`, `s 4 5`, `v 6 7`, or `*`. A process that does
+/// The wire form: `a 1 2 3`, `s 4 5`, `v 6 7`, `t <hex> <hex>`, or `*`. A process that does
 /// not know a tag reads it as `*` (so during a rolling upgrade an older
 /// process drops everything rather than keep something stale).
 pub fn encode(what: &Invalidation) -> String {
@@ -71,6 +73,16 @@ pub fn encode(what: &Invalidation) -> String {
         Invalidation::Accounts(ids) => ("a", ids),
         Invalidation::Statuses(ids) => ("s", ids),
         Invalidation::Viewers(ids) => ("v", ids),
+        Invalidation::Tokens(hashes) => {
+            let mut out = String::from("t");
+            for hash in hashes {
+                out.push(' ');
+                for byte in hash.0 {
+                    out.push_str(&format!("{byte:02x}"));
+                }
+            }
+            return out;
+        }
         Invalidation::Everything => return "*".into(),
     };
     let mut out = String::from(tag);
@@ -91,8 +103,25 @@ pub fn decode(text: &str) -> Invalidation {
         Some("a") => ids(parts).map_or(Invalidation::Everything, Invalidation::Accounts),
         Some("s") => ids(parts).map_or(Invalidation::Everything, Invalidation::Statuses),
         Some("v") => ids(parts).map_or(Invalidation::Everything, Invalidation::Viewers),
+        Some("t") => parts
+            .map(hash_from_hex)
+            .collect::<Option<Vec<SecretHash>>>()
+            .map_or(Invalidation::Everything, Invalidation::Tokens),
         _ => Invalidation::Everything,
     }
+}
+
+fn hash_from_hex(text: &str) -> Option<SecretHash> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(SecretHash(out))
 }
 
 #[cfg(test)]
@@ -105,11 +134,17 @@ mod tests {
             Invalidation::Accounts(vec![Id::from_i64(1), Id::from_i64(1 << 62)]),
             Invalidation::Statuses(vec![Id::from_i64(7)]),
             Invalidation::Viewers(vec![Id::from_i64(8), Id::from_i64(9)]),
+            Invalidation::Tokens(vec![SecretHash::of("one"), SecretHash([0xa5; 32])]),
             Invalidation::Everything,
         ] {
             assert_eq!(decode(&encode(&what)), what);
         }
         assert_eq!(decode("s x"), Invalidation::Everything);
+        assert_eq!(decode("t abc"), Invalidation::Everything);
+        assert_eq!(
+            decode(&format!("t {}", "zz".repeat(32))),
+            Invalidation::Everything
+        );
         assert_eq!(decode(""), Invalidation::Everything);
     }
 }

@@ -223,7 +223,11 @@ impl Core {
             return Ok(None);
         };
         let hash = secret.hash();
-        let Some(token) = self.store.token(secret.shard(), &hash).await? else {
+        let Some(token) = self
+            .objects
+            .token(&*self.store, secret.shard(), &hash)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(Principal {
@@ -427,6 +431,7 @@ impl Core {
             Some(t) if t.app_id != app.id => Err(OAuthError::UnauthorizedClient.into()),
             Some(_) => {
                 self.store.revoke_token(secret.shard(), &hash).await?;
+                self.objects.forget_token(hash).await;
                 Ok(())
             }
             None => Ok(()),

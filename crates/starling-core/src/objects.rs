@@ -81,7 +81,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use starling_cache::{CachedObject, Invalidation, Invalidations, ObjectKind, SharedObjects};
-use starling_domain::{Account, Id, Status};
+use starling_domain::oauth::AccessToken;
+use starling_domain::{Account, Id, SecretHash, ShardId, Status};
 use starling_store::{primary_reads_forced, Interactions, RelationFlags, Store, StoreResult};
 
 /// Epoch slots per kind of object (ids share slots by hash).
@@ -181,6 +182,11 @@ pub struct ObjectCache {
     /// reader, under the same epochs: the reader's favourites, unfavourites,
     /// boosts and boost deletions invalidate the reader.
     interactions: Level<ViewerFacts<StatusFlags>>,
+    /// Live access tokens, by hash: every authenticated request looks its
+    /// token up. Revoking one invalidates it here and, through the
+    /// `Invalidations` seam, in the other processes (see
+    /// [`ObjectCache::token`]).
+    tokens: Arc<Tokens>,
     others: Arc<dyn Invalidations>,
     shared: Option<Arc<Shared>>,
 }
@@ -274,6 +280,15 @@ impl<T: Send + Sync + 'static> Level<T> {
     }
 }
 
+/// Live access tokens in memory, with a generation that every revocation
+/// (from here or another process) moves: a lookup that read a token while
+/// it was being revoked does not keep it.
+struct Tokens {
+    map: quick_cache::sync::Cache<SecretHash, (Arc<AccessToken>, Instant)>,
+    ttl: Duration,
+    generation: AtomicU64,
+}
+
 /// The shared level, with the tombstones it has not taken yet.
 struct Shared {
     level: SharedLevel,
@@ -332,6 +347,13 @@ impl ObjectCache {
             relations,
             accounts,
             statuses: Level::new(capacity, ttl),
+            tokens: Arc::new(Tokens {
+                map: quick_cache::sync::Cache::new(
+                    usize::try_from(capacity.max(1)).unwrap_or(usize::MAX),
+                ),
+                ttl,
+                generation: AtomicU64::new(0),
+            }),
             others,
             shared: shared.map(|level| {
                 Arc::new(Shared {
@@ -427,6 +449,54 @@ impl ObjectCache {
             }
         }
         Ok(out)
+    }
+
+    /// The live access token whose hash is `hash`, if any: from memory, or
+    /// one store read (a live token is kept for the first level's TTL;
+    /// unknown tokens are not kept). Requests pinned to the primary (with
+    /// read replicas, a revoked token is marked as having just written, so
+    /// every request bearing it is) read the store. A revocation drops the
+    /// token here at once and in the other processes when its message
+    /// arrives ([`ObjectCache::forget_token`]); a process that missed the
+    /// message serves the token until its entry expires (5 s in the
+    /// distributed shape).
+    pub async fn token(
+        &self,
+        store: &dyn Store,
+        shard: ShardId,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<Arc<AccessToken>>> {
+        let tokens = &*self.tokens;
+        if !primary_reads_forced() {
+            if let Some((token, deadline)) = tokens.map.get(hash) {
+                if Instant::now() < deadline {
+                    metrics::counter!("starling_token_lookups_total", "level" => "memory")
+                        .increment(1);
+                    return Ok(Some(token));
+                }
+                tokens.map.remove(hash);
+            }
+        }
+        metrics::counter!("starling_token_lookups_total", "level" => "store").increment(1);
+        let before = tokens.generation.load(Ordering::Acquire);
+        let Some(token) = store.token(shard, hash).await? else {
+            return Ok(None);
+        };
+        let token = Arc::new(token);
+        if tokens.generation.load(Ordering::Acquire) == before {
+            tokens
+                .map
+                .insert(*hash, (token.clone(), Instant::now() + tokens.ttl));
+            if tokens.generation.load(Ordering::Acquire) != before {
+                tokens.map.remove(hash);
+            }
+        }
+        Ok(Some(token))
+    }
+
+    /// Call after a token was revoked.
+    pub async fn forget_token(&self, hash: SecretHash) {
+        self.forget(Invalidation::Tokens(vec![hash])).await;
     }
 
     /// Keeps `n` ids per author in [`ObjectCache::recent_ids`] (tests use
@@ -646,7 +716,15 @@ impl ObjectCache {
                 self.relations.forget(ids);
                 self.interactions.forget(ids);
             }
+            Invalidation::Tokens(hashes) => {
+                self.tokens.generation.fetch_add(1, Ordering::AcqRel);
+                for hash in hashes {
+                    self.tokens.map.remove(hash);
+                }
+            }
             Invalidation::Everything => {
+                self.tokens.generation.fetch_add(1, Ordering::AcqRel);
+                self.tokens.map.clear();
                 self.accounts.forget_all();
                 self.recent.forget_all();
                 self.relations.forget_all();
@@ -710,7 +788,7 @@ fn kind_and_ids(what: &Invalidation) -> Option<(ObjectKind, &[Id])> {
         Invalidation::Accounts(ids) => Some((ObjectKind::Account, ids)),
         Invalidation::Statuses(ids) => Some((ObjectKind::Status, ids)),
         // Only the first level keeps what viewers see of others.
-        Invalidation::Viewers(_) | Invalidation::Everything => None,
+        Invalidation::Viewers(_) | Invalidation::Tokens(_) | Invalidation::Everything => None,
     }
 }
 

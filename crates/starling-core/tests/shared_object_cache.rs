@@ -487,3 +487,49 @@ async fn an_authors_post_through_one_process_drops_the_recent_ids_another_keeps(
     let recent = reader.recent_ids(&*w.store, w.alice).await.unwrap();
     assert_eq!(recent.ids, vec![second.id, first.id]);
 }
+
+/// Tokens are kept in each process's memory: a token revoked through one
+/// process stops working at once in another that had it cached.
+#[tokio::test]
+async fn a_token_revoked_through_one_process_stops_working_in_the_other() {
+    let w = world().await;
+    let (one, two) = (w.process(true, LONG).await, w.process(true, LONG).await);
+    let (app, client_secret) = one
+        .create_app(starling_core::oauth::NewApp {
+            client_name: "revoker".into(),
+            redirect_uris: vec!["urn:ietf:wg:oauth:2.0:oob".into()],
+            scopes: Some("read".into()),
+            website: None,
+        })
+        .await
+        .unwrap();
+    let issued = one
+        .token(starling_core::oauth::TokenParams {
+            grant_type: Some("client_credentials".into()),
+            client_id: Some(app.client_id.clone()),
+            client_secret: Some(client_secret.expose().into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let bearer = issued.token.expose().to_owned();
+    for core in [&one, &two] {
+        let p = core.authenticate(&bearer).await.unwrap().expect("live");
+        assert_eq!(p.app_id, app.id);
+        // Asked again: from memory.
+        assert!(core.authenticate(&bearer).await.unwrap().is_some());
+    }
+    two.revoke(
+        Some(&app.client_id),
+        Some(client_secret.expose()),
+        Some(&bearer),
+    )
+    .await
+    .unwrap();
+    for core in [&two, &one] {
+        assert!(
+            core.authenticate(&bearer).await.unwrap().is_none(),
+            "a revoked token is refused at once by every process"
+        );
+    }
+}
