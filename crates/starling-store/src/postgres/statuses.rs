@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder, Row};
 use starling_domain::{EventKind, Id, Page, ShardId, Status, Visibility};
 
 use super::apply::bump_account;
@@ -24,7 +24,7 @@ use super::rows::{
     STATUS_COLUMNS,
 };
 use super::{map_err, retry_contention, PgStore};
-use crate::social::{AccountStatusFilter, Created, NewStatus, Stamp, StatusStore};
+use crate::social::{AccountStatusFilter, Created, Interactions, NewStatus, Stamp, StatusStore};
 use crate::StoreResult;
 
 /// How deep and how wide a thread read may walk.
@@ -447,6 +447,42 @@ impl StatusStore for PgStore {
             })
             .await?;
         row.as_ref().map(status_from_row).transpose()
+    }
+
+    async fn interactions_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Interactions> {
+        if ids.is_empty() {
+            return Ok(Interactions::default());
+        }
+        // Both flags in one statement on the viewer's database (one round
+        // trip where `favourited_among` and `reblogged_among` take two).
+        let candidates = raw(ids);
+        let rows = self
+            .reader(account_id.shard())
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT t.id AS id, \
+                       EXISTS (SELECT 1 FROM favourites f WHERE f.account_id = $1 \
+                               AND f.status_id = t.id) AS favourited, \
+                       EXISTS (SELECT 1 FROM statuses s WHERE s.account_id = $1 \
+                               AND s.reblog_of_id = t.id) AS reblogged \
+                     FROM (SELECT DISTINCT unnest($2::bigint[]) AS id) t",
+                )
+                .bind(account_id.as_i64())
+                .bind(&candidates)
+                .fetch_all(pool)
+            })
+            .await?;
+        let mut out = Interactions::default();
+        for r in &rows {
+            let status = super::rows::id(r, "id");
+            if r.get::<bool, _>("favourited") {
+                out.favourited.push(status);
+            }
+            if r.get::<bool, _>("reblogged") {
+                out.reblogged.push(status);
+            }
+        }
+        Ok(out)
     }
 
     async fn reblogged_among(&self, account_id: Id, ids: &[Id]) -> StoreResult<Vec<Id>> {
