@@ -154,6 +154,17 @@ impl Store for PgStore {
     async fn max_ids(&self) -> StoreResult<Vec<Id>> {
         let mut out = Vec::new();
         for db in self.dbs() {
+            let started = std::time::Instant::now();
+            // The primary: a replica may not have the newest ids yet. The
+            // graph tables' ids lead no index, so this scans them: on a
+            // database of 25M follows that is seconds, past the statement
+            // timeout (a process could not start). It runs once per start,
+            // so it runs without one.
+            let mut tx = db.primary.begin().await.map_err(map_err)?;
+            sqlx::query("SET LOCAL statement_timeout = 0")
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             let max: Option<i64> = sqlx::query_scalar(
                 "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM accounts \
                  UNION ALL SELECT MAX(id) FROM oauth_apps \
@@ -170,10 +181,17 @@ impl Store for PgStore {
                  UNION ALL SELECT MAX(id) FROM mutes \
                  UNION ALL SELECT MAX(id) FROM notifications) AS t",
             )
-            // The primary: a replica may not have the newest ids yet.
-            .fetch_one(&db.primary)
+            .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            let took = started.elapsed();
+            if took > std::time::Duration::from_secs(1) {
+                tracing::info!(
+                    seconds = took.as_secs_f64(),
+                    "read the highest ids of a database (a scan of its graph tables)"
+                );
+            }
             out.extend(max.map(Id::from_i64));
         }
         Ok(out)
