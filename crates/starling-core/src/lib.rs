@@ -25,7 +25,7 @@ use starling_domain::{Clock, Id, IdGenerator, ShardId};
 use starling_store::{Stamp, Store};
 use tokio::sync::Notify;
 
-pub use objects::{tombstone_for, ObjectCache, RecentIds, SharedLevel, RECENT_IDS};
+pub use objects::{tombstone_for, ObjectCache, RecentIds, SharedLevel, StatusFlags, RECENT_IDS};
 
 pub use error::{CoreError, CoreResult, OAuthError};
 pub use oauth::Principal;

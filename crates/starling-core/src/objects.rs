@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 use starling_cache::{CachedObject, Invalidation, Invalidations, ObjectKind, SharedObjects};
 use starling_domain::oauth::AccessToken;
 use starling_domain::{Account, Id, SecretHash, ShardId, Status};
-use starling_store::{primary_reads_forced, Interactions, RelationFlags, Store, StoreResult};
+use starling_store::{primary_reads_forced, RelationFlags, Store, StoreResult};
 
 /// Epoch slots per kind of object (ids share slots by hash).
 const EPOCH_SLOTS: usize = 4096;
@@ -154,9 +154,9 @@ pub struct ViewerFacts<V> {
 
 /// Whether a viewer favourited and boosted one status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct StatusFlags {
-    favourited: bool,
-    reblogged: bool,
+pub struct StatusFlags {
+    pub favourited: bool,
+    pub reblogged: bool,
 }
 
 #[derive(Clone)]
@@ -213,12 +213,12 @@ impl<T: Send + Sync + 'static> Clone for Level<T> {
 /// sixty lookups here; with moka, whose reads also queue recency and
 /// expiry bookkeeping, they were a quarter of a home read's CPU at 1M
 /// users.
-struct Memory<T> {
-    map: quick_cache::sync::Cache<Id, (Arc<T>, Instant)>,
+struct Memory<T, K = Id> {
+    map: quick_cache::sync::Cache<K, (Arc<T>, Instant)>,
     ttl: Duration,
 }
 
-impl<T> Memory<T> {
+impl<T, K: Eq + std::hash::Hash + Clone> Memory<T, K> {
     fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
             map: quick_cache::sync::Cache::new(
@@ -228,7 +228,7 @@ impl<T> Memory<T> {
         }
     }
 
-    fn get(&self, id: &Id) -> Option<Arc<T>> {
+    fn get(&self, id: &K) -> Option<Arc<T>> {
         let (value, deadline) = self.map.get(id)?;
         if Instant::now() < deadline {
             return Some(value);
@@ -238,11 +238,11 @@ impl<T> Memory<T> {
         None
     }
 
-    fn insert(&self, id: Id, value: Arc<T>) {
+    fn insert(&self, id: K, value: Arc<T>) {
         self.map.insert(id, (value, Instant::now() + self.ttl));
     }
 
-    fn invalidate(&self, id: &Id) {
+    fn invalidate(&self, id: &K) {
         self.map.remove(id);
     }
 
@@ -284,8 +284,7 @@ impl<T: Send + Sync + 'static> Level<T> {
 /// (from here or another process) moves: a lookup that read a token while
 /// it was being revoked does not keep it.
 struct Tokens {
-    map: quick_cache::sync::Cache<SecretHash, (Arc<AccessToken>, Instant)>,
-    ttl: Duration,
+    memory: Memory<AccessToken, SecretHash>,
     generation: AtomicU64,
 }
 
@@ -348,10 +347,7 @@ impl ObjectCache {
             accounts,
             statuses: Level::new(capacity, ttl),
             tokens: Arc::new(Tokens {
-                map: quick_cache::sync::Cache::new(
-                    usize::try_from(capacity.max(1)).unwrap_or(usize::MAX),
-                ),
-                ttl,
+                memory: Memory::new(capacity, ttl),
                 generation: AtomicU64::new(0),
             }),
             others,
@@ -409,7 +405,7 @@ impl ObjectCache {
         Ok(flags.into_iter().map(|(_, r)| r).collect())
     }
 
-    /// Which of `statuses` `viewer` has favourited and boosted, as
+    /// Whether `viewer` has favourited and boosted each of `statuses`, as
     /// [`ObjectCache::relations`]: the statuses asked about before from
     /// memory, the others with one store read. The viewer's favourites,
     /// unfavourites, boosts and boost deletions invalidate the viewer
@@ -419,7 +415,7 @@ impl ObjectCache {
         store: &dyn Store,
         viewer: Id,
         statuses: &[Id],
-    ) -> StoreResult<Interactions> {
+    ) -> StoreResult<HashMap<Id, StatusFlags>> {
         let flags = viewer_facts(
             &self.interactions,
             viewer,
@@ -439,16 +435,7 @@ impl ObjectCache {
             |_| StatusFlags::default(),
         )
         .await?;
-        let mut out = Interactions::default();
-        for (id, f) in flags {
-            if f.favourited {
-                out.favourited.push(id);
-            }
-            if f.reblogged {
-                out.reblogged.push(id);
-            }
-        }
-        Ok(out)
+        Ok(flags.into_iter().collect())
     }
 
     /// The live access token whose hash is `hash`, if any: from memory, or
@@ -468,13 +455,9 @@ impl ObjectCache {
     ) -> StoreResult<Option<Arc<AccessToken>>> {
         let tokens = &*self.tokens;
         if !primary_reads_forced() {
-            if let Some((token, deadline)) = tokens.map.get(hash) {
-                if Instant::now() < deadline {
-                    metrics::counter!("starling_token_lookups_total", "level" => "memory")
-                        .increment(1);
-                    return Ok(Some(token));
-                }
-                tokens.map.remove(hash);
+            if let Some(token) = tokens.memory.get(hash) {
+                metrics::counter!("starling_token_lookups_total", "level" => "memory").increment(1);
+                return Ok(Some(token));
             }
         }
         metrics::counter!("starling_token_lookups_total", "level" => "store").increment(1);
@@ -484,11 +467,9 @@ impl ObjectCache {
         };
         let token = Arc::new(token);
         if tokens.generation.load(Ordering::Acquire) == before {
-            tokens
-                .map
-                .insert(*hash, (token.clone(), Instant::now() + tokens.ttl));
+            tokens.memory.insert(*hash, token.clone());
             if tokens.generation.load(Ordering::Acquire) != before {
-                tokens.map.remove(hash);
+                tokens.memory.invalidate(hash);
             }
         }
         Ok(Some(token))
@@ -719,12 +700,12 @@ impl ObjectCache {
             Invalidation::Tokens(hashes) => {
                 self.tokens.generation.fetch_add(1, Ordering::AcqRel);
                 for hash in hashes {
-                    self.tokens.map.remove(hash);
+                    self.tokens.memory.invalidate(hash);
                 }
             }
             Invalidation::Everything => {
                 self.tokens.generation.fetch_add(1, Ordering::AcqRel);
-                self.tokens.map.clear();
+                self.tokens.memory.invalidate_all();
                 self.accounts.forget_all();
                 self.recent.forget_all();
                 self.relations.forget_all();

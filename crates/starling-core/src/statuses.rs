@@ -166,14 +166,12 @@ impl Core {
                 self.outbox_written();
                 self.objects.forget_accounts(&[author_id]).await;
                 self.objects.forget_statuses(touched_statuses).await;
-                if s.reblog_of_id.is_some() {
-                    // The booster's flags on the boosted status.
-                    self.objects.forget_viewers(&[author_id]).await;
-                }
                 metrics::counter!("starling_statuses_created_total").increment(1);
                 if s.reblog_of_id.is_none() {
                     return self.new_status_view(*s).await;
                 }
+                // A boost: the booster's flags on the boosted status.
+                self.objects.forget_viewers(&[author_id]).await;
                 s.id
             }
             Created::Existing(id) => id,

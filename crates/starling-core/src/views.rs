@@ -7,7 +7,7 @@
 //! boosts among them. Deleted statuses, statuses the viewer may not see and
 //! (in timelines) blocked or muted authors drop out here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use starling_domain::status::{can_view, Relation};
@@ -91,8 +91,8 @@ impl Core {
 
         // The viewer's relations to the authors, and flags on the statuses:
         // one call each (nothing to ask about their own statuses).
-        let (relations, favourited, reblogged) = match viewer {
-            None => (HashMap::new(), HashSet::new(), HashSet::new()),
+        let (relations, interactions) = match viewer {
+            None => (HashMap::new(), HashMap::new()),
             Some(v) => {
                 let mut authors: Vec<Id> = statuses
                     .values()
@@ -116,15 +116,11 @@ impl Core {
                     .map(|s| s.id)
                     .collect();
                 let flags = if shown.is_empty() {
-                    starling_store::Interactions::default()
+                    HashMap::new()
                 } else {
                     self.objects.interactions(store, v, &shown).await?
                 };
-                (
-                    rels,
-                    flags.favourited.into_iter().collect::<HashSet<Id>>(),
-                    flags.reblogged.into_iter().collect::<HashSet<Id>>(),
-                )
+                (rels, flags)
             }
         };
 
@@ -157,8 +153,8 @@ impl Core {
                     .collect(),
                 reblog: None,
                 viewer: viewer.map(|v| ViewerFlags {
-                    favourited: favourited.contains(&s.id),
-                    reblogged: reblogged.contains(&s.id),
+                    favourited: interactions.get(&s.id).is_some_and(|f| f.favourited),
+                    reblogged: interactions.get(&s.id).is_some_and(|f| f.reblogged),
                     muted: false,
                     own: s.account_id == v,
                 }),
