@@ -2,8 +2,10 @@
 //!
 //! [`Auth`] requires a valid token (401 otherwise); [`MaybeAuth`] is for
 //! public endpoints that show more to a signed-in caller and, like Mastodon,
-//! treats a bad token as no token. Scope and user checks are the use cases'
-//! business ([`starling_core::Principal`]).
+//! treats a bad token as no token. Which routes need a token, which scopes
+//! and whether a user's token are stated once, in the route table
+//! ([`crate::routes::ENDPOINTS`]), and checked by [`crate::access::gate`]
+//! before the handler runs.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -11,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use starling_core::Principal;
 
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -34,7 +37,12 @@ pub fn bearer_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     })
 }
 
+/// The caller [`crate::access::gate`] resolved; resolved here only for a
+/// router built without the gate.
 async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    if let Some(Caller(principal)) = parts.extensions.get::<Caller>() {
+        return Ok(principal.clone());
+    }
     match bearer_of(&parts.headers, &parts.uri) {
         Some(token) => Ok(state.core.authenticate(&token).await?),
         None => Ok(None),

@@ -24,7 +24,8 @@ pub enum ApiError {
     Validation(ValidationErrors),
     OAuth(OAuthError),
     PayloadTooLarge,
-    TooManyRequests,
+    /// 429, with the `X-RateLimit-*` headers of the limit that was hit.
+    TooManyRequests(starling_cache::Decision),
     Unavailable,
     Internal,
 }
@@ -47,7 +48,7 @@ impl ApiError {
                 _ => StatusCode::BAD_REQUEST,
             },
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -78,7 +79,7 @@ impl ApiError {
                 json!({ "error": e.code(), "error_description": e.description() })
             }
             ApiError::PayloadTooLarge => json!({ "error": "Request entity too large" }),
-            ApiError::TooManyRequests => json!({ "error": "Too many requests" }),
+            ApiError::TooManyRequests(_) => json!({ "error": "Too many requests" }),
             ApiError::Unavailable => {
                 json!({ "error": "Service temporarily unavailable, try again shortly" })
             }
@@ -100,6 +101,9 @@ pub fn json_error(status: StatusCode, body: Value) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = json_error(self.status(), self.body());
+        if let ApiError::TooManyRequests(decision) = &self {
+            crate::middleware::add_rate_headers(response.headers_mut(), decision);
+        }
         if matches!(self, ApiError::InvalidToken) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

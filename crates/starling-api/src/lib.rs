@@ -11,6 +11,7 @@
 //! headers, metrics, body limits, timeouts, panics, and "every response is
 //! JSON"; with read replicas, read-your-writes ([`middleware_fresh`]).
 
+pub mod access;
 pub mod auth;
 pub mod entities;
 pub mod error;
@@ -113,19 +114,21 @@ pub fn router(state: AppState) -> Router {
 
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.max_body_bytes;
+    // Innermost first: the gate (token, rate limit, access) around the
+    // handler; read-your-writes around it, so a token that just wrote is
+    // resolved on the primary.
+    let routes = routes::all().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        access::gate,
+    ));
     let routes = match &state.fresh {
-        // Innermost: after the rate limiter, around the handler alone.
-        Some(fresh) => routes::all().layer(axum::middleware::from_fn_with_state(
+        Some(fresh) => routes.layer(axum::middleware::from_fn_with_state(
             middleware_fresh::ReadYourWrites(fresh.clone()),
             middleware_fresh::read_your_writes,
         )),
-        None => routes::all(),
+        None => routes,
     };
     routes
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::rate_limit_api,
-        ))
         .layer(axum::middleware::from_fn(middleware::metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
@@ -137,6 +140,7 @@ pub fn router(state: AppState) -> Router {
             middleware::ensure_json_errors,
         ))
         .layer(cors)
+        .layer(axum::middleware::from_fn(middleware::close_unread_bodies))
         .layer(middleware::trace_layer())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))

@@ -2,15 +2,20 @@
 //! the "every error is JSON" rule.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
 use serde_json::json;
 use starling_cache::{Decision, Rule};
-use starling_domain::SecretHash;
 use time::macros::format_description;
 use time::OffsetDateTime;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
@@ -55,7 +60,7 @@ pub fn ip_of(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) ->
 /// Counts a hit against `key` under `rule`: the one place limits are
 /// counted. `None` when rate limits are disabled; a denial is counted in
 /// `rate_limited_total{rule}` (the key's first segment).
-async fn hit(state: &AppState, key: &str, rule: Rule) -> Option<Decision> {
+pub(crate) async fn hit(state: &AppState, key: &str, rule: Rule) -> Option<Decision> {
     if !state.settings.rate_limits.enabled {
         return None;
     }
@@ -75,7 +80,7 @@ pub async fn enforce_ip(
     rule: Rule,
 ) -> Result<(), ApiError> {
     match hit(state, &format!("{bucket}:ip:{ip}"), rule).await {
-        Some(d) if !d.allowed => Err(ApiError::TooManyRequests),
+        Some(d) if !d.allowed => Err(ApiError::TooManyRequests(d)),
         _ => Ok(()),
     }
 }
@@ -90,7 +95,7 @@ fn reset_header(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn add_rate_headers(headers: &mut HeaderMap, d: &Decision) {
+pub(crate) fn add_rate_headers(headers: &mut HeaderMap, d: &Decision) {
     let pairs = [
         ("x-ratelimit-limit", d.limit.to_string()),
         ("x-ratelimit-remaining", d.remaining.to_string()),
@@ -103,36 +108,60 @@ fn add_rate_headers(headers: &mut HeaderMap, d: &Decision) {
     }
 }
 
-/// The API-wide limit (300 per 5 minutes per token, or per IP for anonymous
-/// calls), with `X-RateLimit-*` headers on every `/api/` response.
-pub async fn rate_limit_api(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/") {
+/// A request body that records whether it was read to its end.
+struct TrackedBody {
+    inner: Body,
+    done: Arc<AtomicBool>,
+}
+
+impl HttpBody for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.done.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An answer given before the request's body was read (a 401, 404, 405 or
+/// 413 to a POST with a body) says `Connection: close`. hyper closes such a
+/// connection anyway, since the unread bytes stand between this request and
+/// the next; without the header, a proxy that keeps connections to us open
+/// (HAProxy) may send its next request down the closing one, and its client
+/// sees a network error. Reading an unwanted body to drain it would let an
+/// unauthenticated caller make us read up to the body limit for nothing.
+pub async fn close_unread_bodies(req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
         return next.run(req).await;
     }
-    let key = match crate::auth::bearer_of(req.headers(), req.uri()) {
-        // Keyed by a hash: the token itself never sits in a cache.
-        Some(token) => {
-            let h = SecretHash::of(&token).0;
-            let hex: String = h[..12].iter().map(|b| format!("{b:02x}")).collect();
-            format!("api:token:{hex}")
-        }
-        None => {
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0);
-            format!("api:ip:{}", ip_of(&state, req.headers(), peer))
-        }
-    };
-    let Some(decision) = hit(&state, &key, state.settings.rate_limits.api).await else {
-        return next.run(req).await;
-    };
-    let mut response = if decision.allowed {
-        next.run(req).await
-    } else {
-        ApiError::TooManyRequests.into_response()
-    };
-    add_rate_headers(response.headers_mut(), &decision);
+    let done = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        Body::new(TrackedBody {
+            inner,
+            done: done.clone(),
+        })
+    });
+    let mut response = next.run(req).await;
+    if !done.load(Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

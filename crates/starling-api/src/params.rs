@@ -16,20 +16,55 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// Most `key=value` pairs a query string or form may carry.
+pub const MAX_PAIRS: usize = 1000;
+/// Most levels of brackets in a key (`a[b][c]` is three), and of nesting in
+/// a JSON body.
+pub const MAX_DEPTH: usize = 32;
+
+fn reject_nul(text: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(ApiError::BadRequest(
+            "Invalid parameters: NUL characters are not allowed".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// All parameters of a request as one JSON object.
 #[derive(Debug, Default, Clone)]
 pub struct Params(pub Map<String, Value>);
 
 impl Params {
-    pub fn from_query(query: Option<&str>) -> Self {
+    /// The query string's parameters; 400 when it breaks the limits below.
+    pub fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
+        match query {
+            Some(q) => Self::from_pairs(form_urlencoded::parse(q.as_bytes())),
+            None => Ok(Params::default()),
+        }
+    }
+
+    /// Folds `key=value` pairs (a query string or a form body) into one
+    /// object. Bounded: at most [`MAX_PAIRS`] pairs and [`MAX_DEPTH`]
+    /// levels of brackets (Rack's limits; a few thousand levels used to
+    /// overflow the stack and abort the process), and no NUL character
+    /// (PostgreSQL cannot store one; Starling refuses it everywhere alike).
+    fn from_pairs<'a>(
+        pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+    ) -> Result<Self, ApiError> {
         let mut params = Params::default();
-        if let Some(q) = query {
-            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-                params.insert_pair(&k, Value::String(v.into_owned()));
+        for (count, (k, v)) in pairs.enumerate() {
+            if count >= MAX_PAIRS {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid parameters: more than {MAX_PAIRS} parameters"
+                )));
             }
+            reject_nul(&k)?;
+            reject_nul(&v)?;
+            params.insert_pair(&k, Value::String(v.into_owned()))?;
         }
         params.normalize();
-        params
+        Ok(params)
     }
 
     /// Deserializes into a handler's parameter struct; a type mismatch is a
@@ -40,22 +75,28 @@ impl Params {
     }
 
     /// Inserts `key=value` where `key` may be `a[b][]` or `a[0][c]`.
-    fn insert_pair(&mut self, key: &str, value: Value) {
+    fn insert_pair(&mut self, key: &str, value: Value) -> Result<(), ApiError> {
         let (head, rest) = match key.find('[') {
             Some(i) => (&key[..i], &key[i..]),
             None => (key, ""),
         };
         if head.is_empty() {
-            return;
+            return Ok(());
         }
         let mut path: Vec<&str> = vec![head];
         let mut rest = rest;
         while let Some(stripped) = rest.strip_prefix('[') {
             let Some(end) = stripped.find(']') else { break };
+            if path.len() >= MAX_DEPTH {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid parameters: nested more than {MAX_DEPTH} levels deep"
+                )));
+            }
             path.push(&stripped[..end]);
             rest = &stripped[end + 1..];
         }
         insert_path(&mut self.0, &path, value);
+        Ok(())
     }
 
     /// Objects whose keys are all indices (`key[0]`, `key[1]`) become arrays.
@@ -72,35 +113,41 @@ impl Params {
     }
 }
 
+/// Walks (creating as needed) the objects along `path` and sets or appends
+/// the value at its end. A loop, not recursion: `path` is bounded anyway.
 fn insert_path(map: &mut Map<String, Value>, path: &[&str], value: Value) {
-    let Some((first, rest)) = path.split_first() else {
+    // `key[]` appends to the array at `key`; what follows the `[]` is
+    // ignored, as before.
+    let (keys, append) = match path.iter().position(|k| k.is_empty()) {
+        Some(i) => (&path[..i], true),
+        None => (path, false),
+    };
+    let Some((last, parents)) = keys.split_last() else {
         return;
     };
-    match rest.first() {
-        None => {
-            map.insert((*first).to_owned(), value);
+    let mut current = map;
+    for key in parents {
+        let entry = current
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
         }
-        Some(&"") => {
-            // key[] = value: append to an array.
-            let entry = map
-                .entry((*first).to_owned())
-                .or_insert_with(|| Value::Array(vec![]));
-            match entry {
-                Value::Array(list) => list.push(value),
-                other => *other = Value::Array(vec![value]),
-            }
+        let Value::Object(inner) = entry else {
+            return;
+        };
+        current = inner;
+    }
+    if append {
+        let entry = current
+            .entry((*last).to_owned())
+            .or_insert_with(|| Value::Array(vec![]));
+        match entry {
+            Value::Array(list) => list.push(value),
+            other => *other = Value::Array(vec![value]),
         }
-        Some(_) => {
-            let entry = map
-                .entry((*first).to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            if let Value::Object(inner) = entry {
-                insert_path(inner, rest, value);
-            }
-        }
+    } else {
+        current.insert((*last).to_owned(), value);
     }
 }
 
@@ -128,7 +175,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let mut params = Params::from_query(req.uri().query());
+        let mut params = Params::from_query(req.uri().query())?;
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
@@ -136,13 +183,14 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .unwrap_or("")
             .to_ascii_lowercase();
         if content_type.starts_with("multipart/form-data") {
+            let bad = |e: axum::extract::multipart::MultipartError| {
+                ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
+            };
             let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
                 ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
             })?;
-            let mut body = Params::default();
-            while let Some(field) = multipart.next_field().await.map_err(|e| {
-                ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
-            })? {
+            let mut pairs = Vec::new();
+            while let Some(field) = multipart.next_field().await.map_err(bad)? {
                 let Some(name) = field.name().map(str::to_owned) else {
                     continue;
                 };
@@ -152,13 +200,13 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                     tracing::debug!(field = %name, "skipping file part");
                     continue;
                 }
-                let text = field.text().await.map_err(|e| {
-                    ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
-                })?;
-                body.insert_pair(&name, Value::String(text));
+                let text = field.text().await.map_err(bad)?;
+                pairs.push((name.into(), text.into()));
+                if pairs.len() > MAX_PAIRS {
+                    break;
+                }
             }
-            body.normalize();
-            params.merge(body.0);
+            params.merge(Params::from_pairs(pairs.into_iter())?.0);
             return Ok(params);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
@@ -176,7 +224,10 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         }
         if content_type.starts_with("application/json") || content_type.ends_with("+json") {
             match serde_json::from_slice::<Value>(&bytes) {
-                Ok(Value::Object(map)) => params.merge(map),
+                Ok(Value::Object(map)) => {
+                    check_json(&map)?;
+                    params.merge(map)
+                }
                 Ok(_) => {
                     return Err(ApiError::BadRequest(
                         "The JSON body must be an object".into(),
@@ -186,15 +237,46 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             }
         } else {
             // Forms, and bodies sent without a content type.
-            let mut body = Params::default();
-            for (k, v) in form_urlencoded::parse(&bytes) {
-                body.insert_pair(&k, Value::String(v.into_owned()));
-            }
-            body.normalize();
-            params.merge(body.0);
+            params.merge(Params::from_pairs(form_urlencoded::parse(&bytes))?.0);
         }
         Ok(params)
     }
+}
+
+/// The limits of [`Params::from_pairs`] for a JSON body (serde_json stops
+/// at 128 levels by itself; this is the tighter bound handlers are written
+/// for), walked with a stack of its own.
+fn check_json(map: &Map<String, Value>) -> Result<(), ApiError> {
+    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 1)).collect();
+    for key in map.keys() {
+        reject_nul(key)?;
+    }
+    let mut seen = 0usize;
+    while let Some((value, depth)) = stack.pop() {
+        seen += 1;
+        if seen > MAX_PAIRS * 10 {
+            return Err(ApiError::BadRequest(
+                "Invalid parameters: too many values".into(),
+            ));
+        }
+        if depth > MAX_DEPTH {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid parameters: nested more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        match value {
+            Value::String(s) => reject_nul(s)?,
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Object(inner) => {
+                for (k, v) in inner {
+                    reject_nul(k)?;
+                    stack.push((v, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Lenient deserializers for parameter structs.
@@ -268,7 +350,7 @@ mod tests {
     use serde_json::json;
 
     fn pairs(q: &str) -> Value {
-        Value::Object(Params::from_query(Some(q)).0)
+        Value::Object(Params::from_query(Some(q)).expect("within limits").0)
     }
 
     #[test]
@@ -314,5 +396,115 @@ mod tests {
             assert_eq!(de::truthy(&f), Some(false), "{f}");
         }
         assert_eq!(de::truthy(&Value::Null), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        // A few thousand levels used to overflow the stack and abort.
+        let key = format!("x{}", "[a]".repeat(8000));
+        let err = Params::from_query(Some(&format!("{key}=1"))).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+        let ok = format!("x{}=1", "[a]".repeat(MAX_DEPTH - 1));
+        assert!(Params::from_query(Some(&ok)).is_ok());
+        let deep_array = format!("x{}[]=1", "[a]".repeat(8000));
+        assert!(Params::from_query(Some(&deep_array)).is_err());
+    }
+
+    #[test]
+    fn too_many_pairs_and_nul_are_refused() {
+        let many = (0..=MAX_PAIRS)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>();
+        assert!(Params::from_query(Some(&many.join("&"))).is_err());
+        assert!(Params::from_query(Some(&many[..MAX_PAIRS].join("&"))).is_ok());
+        assert!(Params::from_query(Some("status=a%00b")).is_err());
+        assert!(Params::from_query(Some("a%00=b")).is_err());
+    }
+
+    #[test]
+    fn json_bodies_are_bounded_too() {
+        let mut deep = json!("x");
+        for _ in 0..(MAX_DEPTH + 1) {
+            deep = json!({ "a": deep });
+        }
+        let Value::Object(map) = json!({ "k": deep }) else {
+            unreachable!()
+        };
+        assert!(check_json(&map).is_err());
+        let Value::Object(nul) = json!({ "status": "a\u{0}b" }) else {
+            unreachable!()
+        };
+        assert!(check_json(&nul).is_err());
+        let Value::Object(fine) = json!({ "status": "hello", "media_ids": ["1", "2"] }) else {
+            unreachable!()
+        };
+        assert!(check_json(&fine).is_ok());
+    }
+
+    /// The fuzz target: any query string, made of the pieces that matter to
+    /// the parser (names, brackets, indices, separators, escapes), is parsed
+    /// or refused with a 400, never a panic or a stack overflow, and what is
+    /// parsed stays within the bounds.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("[".to_owned()),
+                Just("]".to_owned()),
+                Just("[]".to_owned()),
+                Just("[a]".to_owned()),
+                Just("[0]".to_owned()),
+                Just("[1]".to_owned()),
+                Just("=".to_owned()),
+                Just("&".to_owned()),
+                Just("%00".to_owned()),
+                Just("%5B".to_owned()),
+                Just("%5D".to_owned()),
+                Just("+".to_owned()),
+                Just("poll".to_owned()),
+                Just("x".to_owned()),
+                proptest::collection::vec(proptest::char::range('a', 'z'), 1..4)
+                    .prop_map(String::from_iter),
+                any::<char>().prop_map(|c| c.to_string()),
+                (1usize..200).prop_map(|n| "[a]".repeat(n)),
+            ]
+        }
+
+        fn depth(v: &Value) -> usize {
+            let mut deepest = 0;
+            let mut stack = vec![(v, 1usize)];
+            while let Some((v, d)) = stack.pop() {
+                deepest = deepest.max(d);
+                match v {
+                    Value::Object(m) => stack.extend(m.values().map(|v| (v, d + 1))),
+                    Value::Array(a) => stack.extend(a.iter().map(|v| (v, d + 1))),
+                    _ => {}
+                }
+            }
+            deepest
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("PROPTEST_CASES").ok()
+                    .and_then(|c| c.parse().ok()).unwrap_or(2000),
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn any_query_is_parsed_or_refused(pieces in proptest::collection::vec(piece(), 0..60)) {
+                let query = pieces.concat();
+                match Params::from_query(Some(&query)) {
+                    Ok(params) => {
+                        let value = Value::Object(params.0);
+                        prop_assert!(depth(&value) <= MAX_DEPTH + 2);
+                        prop_assert!(!value.to_string().contains("\\u0000"));
+                    }
+                    Err(e) => prop_assert!(matches!(e, ApiError::BadRequest(_)), "{:?}", e),
+                }
+            }
+        }
     }
 }

@@ -3,13 +3,16 @@
 //! Tests of the PostgreSQL, Redis and NATS adapters run against real
 //! servers, found by configuration (environment variables with local
 //! defaults); the PostgreSQL adapter's tests through PgBouncer also need
-//! one in transaction pooling mode (`scripts/pgbouncer.sh start-test`). On a machine without one, such a test says it was skipped and
+//! one in transaction pooling mode (`scripts/pgbouncer.sh start-test`). On
+//! a machine without one, such a test prints `SKIPPED <test>: <why>` where
+//! the run's output shows it (not in the captured output nobody sees) and
 //! passes; with `STARLING_TEST_REQUIRE_SERVICES=1` (CI sets it) a missing
 //! service fails the test instead, so CI always runs them.
 //!
 //! Each test creates its own database, stream or key prefix (see
 //! [`unique_name`]) and removes it when done, so tests never share state.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -92,7 +95,10 @@ pub fn require(service: Service, test: &str) -> Option<String> {
         !services_required(),
         "{test}: {why}; STARLING_TEST_REQUIRE_SERVICES is set, so this is a failure"
     );
-    eprintln!("SKIPPED {test}: {why}");
+    // Straight to the process's standard error, past the test harness's
+    // capture (which keeps `eprintln!` of a passing test out of sight), so
+    // a skip shows in the run's output next to the harness's summary.
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
     None
 }
 

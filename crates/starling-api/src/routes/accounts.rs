@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
@@ -190,10 +190,8 @@ pub struct LookupQuery {
     acct: Option<String>,
 }
 
-pub async fn lookup(
-    State(state): State<AppState>,
-    Query(q): Query<LookupQuery>,
-) -> ApiResult<Json<AccountJson>> {
+pub async fn lookup(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<AccountJson>> {
+    let q: LookupQuery = Params::from_query(uri.query())?.parse()?;
     let acct = q.acct.filter(|a| !a.trim().is_empty()).ok_or_else(|| {
         ApiError::BadRequest("param is missing or the value is empty: acct".into())
     })?;

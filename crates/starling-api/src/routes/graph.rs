@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use starling_core::graph::FollowInput;
-use starling_domain::{Id, Scope};
+use starling_domain::Id;
 
 use crate::auth::Auth;
 use crate::entities::RelationshipJson;
@@ -33,7 +33,6 @@ pub async fn follow(
     Path(id): Path<String>,
     params: Params,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteFollows])?;
     let p: FollowParams = params.parse()?;
     let rel = state
         .core
@@ -54,7 +53,6 @@ pub async fn unfollow(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteFollows])?;
     let rel = state.core.unfollow(&caller, path_id(&id)?).await?;
     Ok(Json(RelationshipJson::new(&rel)))
 }
@@ -70,8 +68,7 @@ pub async fn relationships(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Json<Vec<RelationshipJson>>> {
-    caller.require_scope(&[Scope::ReadFollows])?;
-    let p: RelationshipsParams = Params::from_query(uri.query()).parse()?;
+    let p: RelationshipsParams = Params::from_query(uri.query())?.parse()?;
     // Ids that are not ids name no account: omitted, like unknown ones.
     let ids: Vec<Id> = p.id.iter().filter_map(|s| s.parse().ok()).collect();
     let rels = state.core.relationships(&caller, &ids).await?;
@@ -103,7 +100,6 @@ pub async fn block(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteBlocks])?;
     let rel = state.core.block(&caller, path_id(&id)?).await?;
     Ok(Json(RelationshipJson::new(&rel)))
 }
@@ -113,7 +109,6 @@ pub async fn unblock(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteBlocks])?;
     let rel = state.core.unblock(&caller, path_id(&id)?).await?;
     Ok(Json(RelationshipJson::new(&rel)))
 }
@@ -130,7 +125,6 @@ pub async fn mute(
     Path(id): Path<String>,
     params: Params,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteMutes])?;
     let p: MuteParams = params.parse()?;
     let rel = state
         .core
@@ -144,7 +138,6 @@ pub async fn unmute(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteMutes])?;
     let rel = state.core.unmute(&caller, path_id(&id)?).await?;
     Ok(Json(RelationshipJson::new(&rel)))
 }
@@ -154,7 +147,6 @@ pub async fn blocks(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    caller.require_scope(&[Scope::ReadBlocks])?;
     let page = PageRequest::parse(uri.query(), ACCOUNTS)?.page();
     let rows = state.core.blocks(&caller, &page).await?;
     Ok(account_list(&state, &uri, rows))
@@ -165,7 +157,6 @@ pub async fn mutes(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    caller.require_scope(&[Scope::ReadMutes])?;
     let page = PageRequest::parse(uri.query(), ACCOUNTS)?.page();
     let rows = state.core.mutes(&caller, &page).await?;
     Ok(account_list(&state, &uri, rows))
@@ -176,7 +167,6 @@ pub async fn follow_requests(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    caller.require_scope(&[Scope::ReadFollows])?;
     let page = PageRequest::parse(uri.query(), ACCOUNTS)?.page();
     let rows = state.core.follow_requests(&caller, &page).await?;
     Ok(account_list(&state, &uri, rows))
@@ -187,7 +177,6 @@ pub async fn authorize_follow_request(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteFollows])?;
     let rel = state
         .core
         .authorize_follow_request(&caller, path_id(&id)?)
@@ -200,7 +189,6 @@ pub async fn reject_follow_request(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Rel {
-    caller.require_scope(&[Scope::WriteFollows])?;
     let rel = state
         .core
         .reject_follow_request(&caller, path_id(&id)?)

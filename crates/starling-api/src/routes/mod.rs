@@ -12,139 +12,189 @@ pub mod startup;
 pub mod statuses;
 pub mod timelines;
 
-use axum::routing::{get, patch, post};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::routing::{on, MethodFilter};
 use axum::Router;
+use starling_domain::Scope;
+use starling_domain::Scope::*;
 
 use crate::error::ApiError;
 use crate::AppState;
 
+/// Who may call an endpoint, as Mastodon's controllers say it
+/// (`doorkeeper_authorize!`, `authorize_if_got_token!`, `require_user!`).
+/// [`crate::access`] enforces it for every request, before the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; a token, if sent, is not looked at (OAuth, discovery,
+    /// health, instance documents).
+    Public,
+    /// Anyone without a token; a token that is sent must hold one of these
+    /// scopes (403 otherwise), and then the caller sees what it may see.
+    Optional(&'static [Scope]),
+    /// A valid token (401 without one) holding one of these scopes (403
+    /// otherwise); an application token will do. Empty: any valid token.
+    Token(&'static [Scope]),
+    /// As [`Access::Token`], and the token must belong to a user (422 for an
+    /// application token).
+    User(&'static [Scope]),
+}
+
+impl Access {
+    /// The scopes one of which the caller's token must hold, if any.
+    pub fn scopes(self) -> &'static [Scope] {
+        match self {
+            Access::Public => &[],
+            Access::Optional(s) | Access::Token(s) | Access::User(s) => s,
+        }
+    }
+}
+
+/// One endpoint: method, path pattern (axum's syntax) and who may call it.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// The route table. Each line names an endpoint, its handler and its
+/// access; [`ENDPOINTS`] and the router are both generated from it, so no
+/// route exists without a stated access (the scope test walks
+/// [`ENDPOINTS`]).
+macro_rules! route_table {
+    ($( $method:ident $path:literal => $handler:expr, $access:expr; )*) => {
+        /// Every endpoint the server answers, with its access.
+        pub const ENDPOINTS: &[Endpoint] = &[
+            $( Endpoint { method: stringify!($method), path: $path, access: $access }, )*
+        ];
+
+        fn table() -> Router<AppState> {
+            Router::new()
+                $( .route($path, on(MethodFilter::$method, $handler)) )*
+        }
+    };
+}
+
+const READ_ACCOUNTS: &[Scope] = &[ReadAccounts];
+const READ_STATUSES: &[Scope] = &[ReadStatuses];
+
+route_table! {
+    // Operations.
+    GET "/" => health::front_page, Access::Public;
+    GET "/livez" => health::livez, Access::Public;
+    GET "/readyz" => health::readyz, Access::Public;
+    GET "/metrics" => health::metrics, Access::Public;
+    GET "/avatars/original/missing.png" => health::missing_image, Access::Public;
+    GET "/headers/original/missing.png" => health::missing_image, Access::Public;
+    // Discovery.
+    GET "/api/v1/instance" => instance::v1, Access::Public;
+    GET "/api/v2/instance" => instance::v2, Access::Public;
+    GET "/.well-known/nodeinfo" => instance::nodeinfo_links, Access::Public;
+    GET "/nodeinfo/2.0" => instance::nodeinfo, Access::Public;
+    GET "/.well-known/oauth-authorization-server" => instance::oauth_metadata, Access::Public;
+    // OAuth.
+    POST "/api/v1/apps" => oauth::create_app, Access::Public;
+    GET "/api/v1/apps/verify_credentials" => oauth::verify_app, Access::Token(&[]);
+    GET "/oauth/authorize" => oauth::authorize_page, Access::Public;
+    POST "/oauth/authorize" => oauth::authorize_submit, Access::Public;
+    POST "/oauth/token" => oauth::token, Access::Public;
+    POST "/oauth/revoke" => oauth::revoke, Access::Public;
+    // Accounts.
+    POST "/api/v1/accounts" => accounts::register, Access::Token(&[WriteAccounts]);
+    GET "/api/v1/accounts/verify_credentials" => accounts::verify_credentials,
+        Access::User(&[ReadAccounts, Profile]);
+    PATCH "/api/v1/accounts/update_credentials" => accounts::update_credentials,
+        Access::User(&[WriteAccounts]);
+    PUT "/api/v1/accounts/update_credentials" => accounts::update_credentials,
+        Access::User(&[WriteAccounts]);
+    GET "/api/v1/accounts/lookup" => accounts::lookup, Access::Optional(READ_ACCOUNTS);
+    GET "/api/v1/accounts/search" => search::accounts, Access::User(READ_ACCOUNTS);
+    GET "/api/v1/accounts/relationships" => graph::relationships, Access::User(&[ReadFollows]);
+    GET "/api/v1/accounts/{id}" => accounts::show, Access::Optional(READ_ACCOUNTS);
+    GET "/api/v1/accounts/{id}/statuses" => timelines::account_statuses,
+        Access::Optional(READ_STATUSES);
+    GET "/api/v1/accounts/{id}/followers" => graph::followers, Access::Optional(READ_ACCOUNTS);
+    GET "/api/v1/accounts/{id}/following" => graph::following, Access::Optional(READ_ACCOUNTS);
+    POST "/api/v1/accounts/{id}/follow" => graph::follow, Access::User(&[WriteFollows]);
+    POST "/api/v1/accounts/{id}/unfollow" => graph::unfollow, Access::User(&[WriteFollows]);
+    POST "/api/v1/accounts/{id}/block" => graph::block, Access::User(&[WriteBlocks]);
+    POST "/api/v1/accounts/{id}/unblock" => graph::unblock, Access::User(&[WriteBlocks]);
+    POST "/api/v1/accounts/{id}/mute" => graph::mute, Access::User(&[WriteMutes]);
+    POST "/api/v1/accounts/{id}/unmute" => graph::unmute, Access::User(&[WriteMutes]);
+    GET "/api/v1/blocks" => graph::blocks, Access::User(&[ReadBlocks]);
+    GET "/api/v1/mutes" => graph::mutes, Access::User(&[ReadMutes]);
+    GET "/api/v1/follow_requests" => graph::follow_requests, Access::User(&[ReadFollows]);
+    POST "/api/v1/follow_requests/{id}/authorize" => graph::authorize_follow_request,
+        Access::User(&[WriteFollows]);
+    POST "/api/v1/follow_requests/{id}/reject" => graph::reject_follow_request,
+        Access::User(&[WriteFollows]);
+    // Statuses.
+    POST "/api/v1/statuses" => statuses::create, Access::User(&[WriteStatuses]);
+    GET "/api/v1/statuses/{id}" => statuses::show, Access::Optional(READ_STATUSES);
+    DELETE "/api/v1/statuses/{id}" => statuses::delete, Access::User(&[WriteStatuses]);
+    GET "/api/v1/statuses/{id}/context" => statuses::context, Access::Optional(READ_STATUSES);
+    POST "/api/v1/statuses/{id}/reblog" => statuses::reblog, Access::User(&[WriteStatuses]);
+    POST "/api/v1/statuses/{id}/unreblog" => statuses::unreblog, Access::User(&[WriteStatuses]);
+    POST "/api/v1/statuses/{id}/favourite" => statuses::favourite,
+        Access::User(&[WriteFavourites]);
+    POST "/api/v1/statuses/{id}/unfavourite" => statuses::unfavourite,
+        Access::User(&[WriteFavourites]);
+    GET "/api/v1/statuses/{id}/reblogged_by" => statuses::reblogged_by,
+        Access::Optional(READ_ACCOUNTS);
+    GET "/api/v1/statuses/{id}/favourited_by" => statuses::favourited_by,
+        Access::Optional(READ_ACCOUNTS);
+    GET "/api/v1/favourites" => statuses::favourites, Access::User(&[ReadFavourites]);
+    // Timelines.
+    GET "/api/v1/timelines/home" => timelines::home, Access::User(READ_STATUSES);
+    GET "/api/v1/timelines/public" => timelines::public, Access::Optional(READ_STATUSES);
+    GET "/api/v1/timelines/tag/{tag}" => timelines::tag, Access::Optional(READ_STATUSES);
+    // Notifications and markers.
+    GET "/api/v1/notifications" => notifications::list, Access::User(&[ReadNotifications]);
+    POST "/api/v1/notifications/clear" => notifications::clear,
+        Access::User(&[WriteNotifications]);
+    GET "/api/v1/notifications/unread_count" => notifications::unread_count,
+        Access::User(&[ReadNotifications]);
+    GET "/api/v1/notifications/{id}" => notifications::show, Access::User(&[ReadNotifications]);
+    POST "/api/v1/notifications/{id}/dismiss" => notifications::dismiss,
+        Access::User(&[WriteNotifications]);
+    GET "/api/v1/markers" => notifications::markers,
+        Access::User(&[ReadStatuses, ReadNotifications]);
+    POST "/api/v1/markers" => notifications::save_markers, Access::User(&[WriteStatuses]);
+    // Search.
+    GET "/api/v2/search" => search::v2, Access::Optional(&[ReadSearch]);
+    GET "/api/v1/_bench/ceiling" => probe::ceiling, Access::Public;
+    // Web-client start-up.
+    GET "/api/v1/preferences" => startup::preferences, Access::User(READ_ACCOUNTS);
+    GET "/api/v1/push/subscription" => startup::push_subscription, Access::User(&[Push]);
+    GET "/api/v1/custom_emojis" => startup::empty_list, Access::Public;
+    GET "/api/v1/instance/rules" => startup::empty_list, Access::Public;
+    GET "/api/v1/announcements" => startup::empty_user_list, Access::User(&[Read]);
+    GET "/api/v1/trends/tags" => startup::empty_list, Access::Public;
+    GET "/api/v1/trends/statuses" => startup::empty_list, Access::Public;
+    GET "/api/v1/trends/links" => startup::empty_list, Access::Public;
+    GET "/api/v1/lists" => startup::empty_user_list, Access::User(&[ReadLists]);
+    GET "/api/v1/followed_tags" => startup::empty_user_list, Access::User(&[ReadFollows]);
+    GET "/api/v1/filters" => startup::empty_user_list, Access::User(&[ReadFilters]);
+    GET "/api/v2/filters" => startup::empty_user_list, Access::User(&[ReadFilters]);
+    GET "/api/v1/bookmarks" => startup::empty_user_list, Access::User(&[ReadBookmarks]);
+    GET "/api/v1/conversations" => startup::empty_user_list, Access::User(READ_STATUSES);
+    GET "/api/v1/scheduled_statuses" => startup::empty_user_list, Access::User(READ_STATUSES);
+    GET "/api/v1/featured_tags" => startup::empty_user_list, Access::User(READ_ACCOUNTS);
+    GET "/api/v1/domain_blocks" => startup::empty_user_list, Access::User(&[ReadBlocks]);
+}
+
+/// The endpoint a routed request matched, by method and path pattern
+/// (HEAD is answered by GET's handler, so it has GET's access).
+pub fn endpoint(method: &str, path: &str) -> Option<&'static Endpoint> {
+    static BY_ROUTE: LazyLock<HashMap<(&'static str, &'static str), &'static Endpoint>> =
+        LazyLock::new(|| ENDPOINTS.iter().map(|e| ((e.method, e.path), e)).collect());
+    let method = if method == "HEAD" { "GET" } else { method };
+    BY_ROUTE.get(&(method, path)).copied()
+}
+
 pub fn all() -> Router<AppState> {
-    Router::new()
-        // Operations.
-        .route("/", get(health::front_page))
-        .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/avatars/original/missing.png", get(health::missing_image))
-        .route("/headers/original/missing.png", get(health::missing_image))
-        // Discovery.
-        .route("/api/v1/instance", get(instance::v1))
-        .route("/api/v2/instance", get(instance::v2))
-        .route("/.well-known/nodeinfo", get(instance::nodeinfo_links))
-        .route("/nodeinfo/2.0", get(instance::nodeinfo))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(instance::oauth_metadata),
-        )
-        // OAuth.
-        .route("/api/v1/apps", post(oauth::create_app))
-        .route("/api/v1/apps/verify_credentials", get(oauth::verify_app))
-        .route(
-            "/oauth/authorize",
-            get(oauth::authorize_page).post(oauth::authorize_submit),
-        )
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/revoke", post(oauth::revoke))
-        // Accounts.
-        .route("/api/v1/accounts", post(accounts::register))
-        .route(
-            "/api/v1/accounts/verify_credentials",
-            get(accounts::verify_credentials),
-        )
-        .route(
-            "/api/v1/accounts/update_credentials",
-            patch(accounts::update_credentials).put(accounts::update_credentials),
-        )
-        .route("/api/v1/accounts/lookup", get(accounts::lookup))
-        .route("/api/v1/accounts/search", get(search::accounts))
-        .route("/api/v1/accounts/relationships", get(graph::relationships))
-        .route("/api/v1/accounts/{id}", get(accounts::show))
-        .route(
-            "/api/v1/accounts/{id}/statuses",
-            get(timelines::account_statuses),
-        )
-        .route("/api/v1/accounts/{id}/followers", get(graph::followers))
-        .route("/api/v1/accounts/{id}/following", get(graph::following))
-        .route("/api/v1/accounts/{id}/follow", post(graph::follow))
-        .route("/api/v1/accounts/{id}/unfollow", post(graph::unfollow))
-        .route("/api/v1/accounts/{id}/block", post(graph::block))
-        .route("/api/v1/accounts/{id}/unblock", post(graph::unblock))
-        .route("/api/v1/accounts/{id}/mute", post(graph::mute))
-        .route("/api/v1/accounts/{id}/unmute", post(graph::unmute))
-        .route("/api/v1/blocks", get(graph::blocks))
-        .route("/api/v1/mutes", get(graph::mutes))
-        .route("/api/v1/follow_requests", get(graph::follow_requests))
-        .route(
-            "/api/v1/follow_requests/{id}/authorize",
-            post(graph::authorize_follow_request),
-        )
-        .route(
-            "/api/v1/follow_requests/{id}/reject",
-            post(graph::reject_follow_request),
-        )
-        // Statuses.
-        .route("/api/v1/statuses", post(statuses::create))
-        .route(
-            "/api/v1/statuses/{id}",
-            get(statuses::show).delete(statuses::delete),
-        )
-        .route("/api/v1/statuses/{id}/context", get(statuses::context))
-        .route("/api/v1/statuses/{id}/reblog", post(statuses::reblog))
-        .route("/api/v1/statuses/{id}/unreblog", post(statuses::unreblog))
-        .route("/api/v1/statuses/{id}/favourite", post(statuses::favourite))
-        .route(
-            "/api/v1/statuses/{id}/unfavourite",
-            post(statuses::unfavourite),
-        )
-        .route(
-            "/api/v1/statuses/{id}/reblogged_by",
-            get(statuses::reblogged_by),
-        )
-        .route(
-            "/api/v1/statuses/{id}/favourited_by",
-            get(statuses::favourited_by),
-        )
-        .route("/api/v1/favourites", get(statuses::favourites))
-        // Timelines.
-        .route("/api/v1/timelines/home", get(timelines::home))
-        .route("/api/v1/timelines/public", get(timelines::public))
-        .route("/api/v1/timelines/tag/{tag}", get(timelines::tag))
-        // Notifications and markers.
-        .route("/api/v1/notifications", get(notifications::list))
-        .route("/api/v1/notifications/clear", post(notifications::clear))
-        .route(
-            "/api/v1/notifications/unread_count",
-            get(notifications::unread_count),
-        )
-        .route("/api/v1/notifications/{id}", get(notifications::show))
-        .route(
-            "/api/v1/notifications/{id}/dismiss",
-            post(notifications::dismiss),
-        )
-        .route(
-            "/api/v1/markers",
-            get(notifications::markers).post(notifications::save_markers),
-        )
-        // Search.
-        .route("/api/v2/search", get(search::v2))
-        .route("/api/v1/_bench/ceiling", get(probe::ceiling))
-        // Web-client start-up.
-        .route("/api/v1/preferences", get(startup::preferences))
-        .route("/api/v1/push/subscription", get(startup::push_subscription))
-        .route("/api/v1/custom_emojis", get(startup::empty_list))
-        .route("/api/v1/instance/rules", get(startup::empty_list))
-        .route("/api/v1/announcements", get(startup::empty_user_list))
-        .route("/api/v1/trends/tags", get(startup::empty_list))
-        .route("/api/v1/trends/statuses", get(startup::empty_list))
-        .route("/api/v1/trends/links", get(startup::empty_list))
-        .route("/api/v1/lists", get(startup::empty_user_list))
-        .route("/api/v1/followed_tags", get(startup::empty_user_list))
-        .route("/api/v1/filters", get(startup::empty_user_list))
-        .route("/api/v2/filters", get(startup::empty_user_list))
-        .route("/api/v1/bookmarks", get(startup::empty_user_list))
-        .route("/api/v1/conversations", get(startup::empty_user_list))
-        .route("/api/v1/scheduled_statuses", get(startup::empty_user_list))
-        .route("/api/v1/featured_tags", get(startup::empty_user_list))
-        .route("/api/v1/domain_blocks", get(startup::empty_user_list))
-        .fallback(|| async { ApiError::NotFound })
+    table().fallback(|| async { ApiError::NotFound })
 }

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use starling_core::notifications::parse_types;
-use starling_domain::{Id, Scope};
+use starling_domain::Id;
 use starling_store::NotificationFilter;
 
 use crate::auth::Auth;
@@ -33,8 +33,7 @@ pub async fn list(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    caller.require_scope(&[Scope::ReadNotifications])?;
-    let p: ListParams = Params::from_query(uri.query()).parse()?;
+    let p: ListParams = Params::from_query(uri.query())?.parse()?;
     let page = PageRequest::parse(uri.query(), NOTIFICATIONS)?.page();
     let types = parse_types(&p.types);
     if !p.types.is_empty() && types.is_empty() {
@@ -64,7 +63,6 @@ pub async fn show(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<NotificationJson>> {
-    caller.require_scope(&[Scope::ReadNotifications])?;
     let n = state.core.notification(&caller, path_id(&id)?).await?;
     Ok(Json(NotificationJson::new(&n, &state.settings)))
 }
@@ -74,7 +72,6 @@ pub async fn dismiss(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require_scope(&[Scope::WriteNotifications])?;
     state
         .core
         .dismiss_notification(&caller, path_id(&id)?)
@@ -83,7 +80,6 @@ pub async fn dismiss(
 }
 
 pub async fn clear(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
-    caller.require_scope(&[Scope::WriteNotifications])?;
     state.core.clear_notifications(&caller).await?;
     Ok(Json(json!({})))
 }
@@ -99,8 +95,7 @@ pub async fn unread_count(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Json<Value>> {
-    caller.require_scope(&[Scope::ReadNotifications])?;
-    let p: UnreadParams = Params::from_query(uri.query()).parse()?;
+    let p: UnreadParams = Params::from_query(uri.query())?.parse()?;
     let limit = match p.limit {
         Some(l) => l
             .trim()
@@ -131,8 +126,7 @@ pub async fn markers(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Json<Value>> {
-    caller.require_scope(&[Scope::ReadStatuses, Scope::ReadNotifications])?;
-    let p: MarkerQuery = Params::from_query(uri.query()).parse()?;
+    let p: MarkerQuery = Params::from_query(uri.query())?.parse()?;
     let markers = state.core.markers(&caller, &p.timeline).await?;
     Ok(Json(markers_json(&markers)))
 }
@@ -144,7 +138,6 @@ pub async fn save_markers(
     Auth(caller): Auth,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    caller.require_scope(&[Scope::WriteStatuses])?;
     let mut positions = Vec::new();
     for timeline in starling_core::notifications::MARKER_TIMELINES {
         let Some(v) = params.0.get(timeline) else {

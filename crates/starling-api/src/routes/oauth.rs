@@ -144,7 +144,7 @@ async fn checked(state: &AppState, form: &AuthorizeForm) -> Result<AuthorizeRequ
 /// `GET /oauth/authorize`: the sign-in and consent page.
 pub async fn authorize_page(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let form: AuthorizeForm = Params::from_query(query.as_deref())
-        .parse()
+        .and_then(|p| p.parse())
         .unwrap_or_default();
     match checked(&state, &form).await {
         Ok(req) => consent(&state, &req, "", None, StatusCode::OK),

@@ -6,7 +6,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use starling_core::search::SearchKinds;
-use starling_domain::Scope;
 
 use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, StatusJson, TagJson};
@@ -46,7 +45,7 @@ pub async fn v2(
     MaybeAuth(viewer): MaybeAuth,
     uri: Uri,
 ) -> ApiResult<Json<Value>> {
-    let p: SearchParams = Params::from_query(uri.query()).parse()?;
+    let p: SearchParams = Params::from_query(uri.query())?.parse()?;
     let q = p
         .q
         .filter(|q| !q.trim().is_empty())
@@ -87,9 +86,8 @@ pub async fn accounts(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Json<Vec<AccountJson>>> {
-    caller.require_scope(&[Scope::ReadAccounts])?;
     caller.user()?;
-    let p: SearchParams = Params::from_query(uri.query()).parse()?;
+    let p: SearchParams = Params::from_query(uri.query())?.parse()?;
     let q = p
         .q
         .filter(|q| !q.trim().is_empty())

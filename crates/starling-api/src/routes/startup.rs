@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
-use starling_domain::Scope;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -15,7 +14,6 @@ pub async fn preferences(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> ApiResult<Json<Value>> {
-    caller.require_scope(&[Scope::ReadAccounts])?;
     let me = state.core.own_account(&caller).await?;
     Ok(Json(json!({
         "posting:default:visibility": me.privacy.as_str(),

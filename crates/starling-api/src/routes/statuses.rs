@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use starling_core::statuses::PostInput;
-use starling_domain::{Id, Scope};
+use starling_domain::Id;
 
 use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, StatusJson};
@@ -51,7 +51,6 @@ pub async fn create(
     headers: HeaderMap,
     params: Params,
 ) -> ApiResult<Json<StatusJson>> {
-    caller.require_scope(&[Scope::WriteStatuses])?;
     let p: PostParams = params.parse()?;
     if p.poll.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::Unprocessable("Polls are not supported".into()));
@@ -99,7 +98,6 @@ pub async fn delete(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatusJson>> {
-    caller.require_scope(&[Scope::WriteStatuses])?;
     let view = state.core.delete_status(&caller, path_id(&id)?).await?;
     Ok(Json(StatusJson::with_text(
         &view,
@@ -133,7 +131,6 @@ pub async fn reblog(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Json<StatusJson>> {
-    caller.require_scope(&[Scope::WriteStatuses])?;
     let p: ReblogParams = params.parse()?;
     let view = state
         .core
@@ -147,7 +144,6 @@ pub async fn unreblog(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatusJson>> {
-    caller.require_scope(&[Scope::WriteStatuses])?;
     let view = state.core.unreblog(&caller, path_id(&id)?).await?;
     Ok(Json(StatusJson::new(&view, &state.settings)))
 }
@@ -157,7 +153,6 @@ pub async fn favourite(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatusJson>> {
-    caller.require_scope(&[Scope::WriteFavourites])?;
     let view = state.core.favourite(&caller, path_id(&id)?).await?;
     Ok(Json(StatusJson::new(&view, &state.settings)))
 }
@@ -167,7 +162,6 @@ pub async fn unfavourite(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatusJson>> {
-    caller.require_scope(&[Scope::WriteFavourites])?;
     let view = state.core.unfavourite(&caller, path_id(&id)?).await?;
     Ok(Json(StatusJson::new(&view, &state.settings)))
 }
@@ -222,7 +216,6 @@ pub async fn favourites(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    caller.require_scope(&[Scope::ReadFavourites])?;
     let page = PageRequest::parse(uri.query(), STATUSES)?.page();
     let rows = state.core.favourites(&caller, &page).await?;
     let cursors: Vec<Id> = rows.iter().map(|(c, _)| *c).collect();

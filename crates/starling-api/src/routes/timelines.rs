@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use starling_core::timelines::AccountTimelineOptions;
 use starling_core::views::StatusView;
-use starling_domain::{Id, Scope};
+use starling_domain::Id;
 
 use crate::auth::{Auth, MaybeAuth};
 use crate::error::ApiResult;
@@ -28,7 +28,6 @@ pub async fn home(
     Auth(caller): Auth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    caller.require_scope(&[Scope::ReadStatuses])?;
     let page = PageRequest::parse(uri.query(), STATUSES)?.page();
     let views = state.core.home_timeline(&caller, &page).await?;
     Ok(status_list(&state, &uri, &views))
@@ -47,7 +46,7 @@ pub async fn public(
     MaybeAuth(viewer): MaybeAuth,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let p: PublicParams = Params::from_query(uri.query()).parse()?;
+    let p: PublicParams = Params::from_query(uri.query())?.parse()?;
     let page = PageRequest::parse(uri.query(), STATUSES)?.page();
     let viewer = viewer.and_then(|p| p.account_id);
     let views = state
@@ -63,7 +62,7 @@ pub async fn tag(
     Path(tag): Path<String>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let p: PublicParams = Params::from_query(uri.query()).parse()?;
+    let p: PublicParams = Params::from_query(uri.query())?.parse()?;
     let page = PageRequest::parse(uri.query(), STATUSES)?.page();
     let viewer = viewer.and_then(|p| p.account_id);
     let views = state
@@ -93,7 +92,7 @@ pub async fn account_statuses(
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let p: AccountStatusesParams = Params::from_query(uri.query()).parse()?;
+    let p: AccountStatusesParams = Params::from_query(uri.query())?.parse()?;
     let page = PageRequest::parse(uri.query(), STATUSES)?.page();
     let viewer = viewer.and_then(|p| p.account_id);
     let views = state

@@ -17,12 +17,37 @@ pub struct TestApp {
     probe: starling::OutboxProbe,
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
+    /// The PostgreSQL database of a [`TestApp::spawn_postgres`] app:
+    /// (server URL, database name), dropped with the app.
+    database: Option<(String, String)>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some((server, name)) = self.database.take() {
+            // Drop runs inside the test's runtime: drop the database from a
+            // thread of its own, forcing the app's connections closed.
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&server).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop a test database: {dropped:?}");
+            }
         }
     }
 }
@@ -95,6 +120,37 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// A server on a fresh PostgreSQL database of its own (every shard on
+    /// it), for tests where the store matters; `None` (the test is skipped,
+    /// saying so) where no PostgreSQL answers, unless services are required.
+    pub async fn spawn_postgres(test: &str) -> Option<Self> {
+        Self::spawn_postgres_with(test, |_| {}).await
+    }
+
+    pub async fn spawn_postgres_with(test: &str, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        use sqlx::Connection;
+        let server = starling_testkit::require(starling_testkit::Service::Postgres, test)?;
+        let name = starling_testkit::unique_name("starling_api");
+        let mut conn = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let mut url = url::Url::parse(&server).expect("PostgreSQL URL");
+        url.set_path(&name);
+        let url = url.to_string();
+        let mut app = Self::spawn_with(|c| {
+            c.store.kind = starling::StoreKind::Postgres;
+            c.store.url = Some(url);
+            adjust(c);
+        })
+        .await;
+        app.database = Some((server, name));
+        Some(app)
+    }
+
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
@@ -125,6 +181,7 @@ impl TestApp {
             probe,
             _dir: dir,
             stop: Some(stop),
+            database: None,
         }
     }
 
@@ -429,6 +486,22 @@ impl TestApp {
     pub async fn token_for(&self, user: &User, scopes: &str) -> String {
         let client = self
             .create_app("read write follow push", "urn:ietf:wg:oauth:2.0:oob")
+            .await;
+        self.password_token(user, &client, scopes).await.expect(200)["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// A token for `user` with exactly `scopes`, which may be any scopes
+    /// (the app asks for every one).
+    pub async fn token_for_any(&self, user: &User, scopes: &str) -> String {
+        let all: Vec<&str> = starling_domain::Scope::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        let client = self
+            .create_app(&all.join(" "), "urn:ietf:wg:oauth:2.0:oob")
             .await;
         self.password_token(user, &client, scopes).await.expect(200)["access_token"]
             .as_str()

@@ -19,6 +19,7 @@ mod notifications;
 mod oauth;
 mod process;
 mod search;
+mod security;
 mod startup;
 mod statuses;
 mod timelines;
