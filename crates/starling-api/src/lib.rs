@@ -140,7 +140,10 @@ pub fn router(state: AppState) -> Router {
             middleware::ensure_json_errors,
         ))
         .layer(cors)
-        .layer(axum::middleware::from_fn(middleware::close_unread_bodies))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            middleware::close_unread_bodies,
+        ))
         .layer(middleware::trace_layer())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))

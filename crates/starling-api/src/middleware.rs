@@ -3,17 +3,17 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use serde_json::json;
 use starling_cache::{Decision, Rule};
 use time::macros::format_description;
@@ -108,56 +108,100 @@ pub(crate) fn add_rate_headers(headers: &mut HeaderMap, d: &Decision) {
     }
 }
 
-/// A request body that records whether it was read to its end.
-struct TrackedBody {
-    inner: Body,
-    done: Arc<AtomicBool>,
+/// A request body the handler reads through, whose unread rest the
+/// middleware can still reach after the handler dropped it.
+struct SharedBody(Arc<Mutex<Option<Body>>>);
+
+impl SharedBody {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Body>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-impl HttpBody for TrackedBody {
+impl HttpBody for SharedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let mut slot = self.slot();
+        let Some(body) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) {
-            self.done.store(true, Ordering::Relaxed);
+            *slot = None;
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.slot().as_ref().is_none_or(HttpBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.slot()
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
     }
 }
 
+/// How long the rest of an unread body may take to arrive.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what is left of a body, up to `limit` bytes; whether it
+/// ended within the limit and [`DRAIN_TIMEOUT`].
+async fn drain(mut body: Body, limit: u64) -> bool {
+    let read = async {
+        let mut seen = 0u64;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > limit {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIMEOUT, read)
+        .await
+        .unwrap_or(false)
+}
+
 /// An answer given before the request's body was read (a 401, 404, 405 or
-/// 413 to a POST with a body) says `Connection: close`. hyper closes such a
-/// connection anyway, since the unread bytes stand between this request and
-/// the next; without the header, a proxy that keeps connections to us open
-/// (HAProxy) may send its next request down the closing one, and its client
-/// sees a network error. Reading an unwanted body to drain it would let an
-/// unauthenticated caller make us read up to the body limit for nothing.
-pub async fn close_unread_bodies(req: Request, next: Next) -> Response {
+/// 413 to a POST with a body): the rest of the body is read and dropped
+/// when it is within the body limit, so the connection stays usable;
+/// otherwise the answer says `Connection: close`. Without either, hyper
+/// closes the connection with the body unread, and a proxy keeping
+/// connections to us open (HAProxy) may send its next request down the
+/// closing one, or the client, still sending, sees a broken pipe.
+/// Draining costs no more than a body some endpoint would read anyway.
+pub async fn close_unread_bodies(State(limit): State<usize>, req: Request, next: Next) -> Response {
     if req.body().is_end_stream() {
         return next.run(req).await;
     }
-    let done = Arc::new(AtomicBool::new(false));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let shared = Arc::new(Mutex::new(None));
     let req = req.map(|inner| {
-        Body::new(TrackedBody {
-            inner,
-            done: done.clone(),
-        })
+        *shared.lock().unwrap_or_else(PoisonError::into_inner) = Some(inner);
+        Body::new(SharedBody(shared.clone()))
     });
     let mut response = next.run(req).await;
-    if !done.load(Ordering::Relaxed) {
+    let rest = shared.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let Some(rest) = rest else {
+        return response;
+    };
+    let limit = limit as u64;
+    let drained = declared.is_none_or(|n| n <= limit) && drain(rest, limit).await;
+    if !drained {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

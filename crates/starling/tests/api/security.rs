@@ -417,70 +417,84 @@ async fn nul_characters_are_refused_on_postgres() {
     nul_is_refused_everywhere(&app).await;
 }
 
-// ---- 6. an answer given before the body was read closes the connection --
+// ---- 6. an answer given before the body was read --------------------
 
-/// Sends raw HTTP/1.1 and returns the head of the answer (status line and
-/// headers, lowercased).
-async fn raw_head(app: &TestApp, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut got = Vec::new();
+/// Reads one answer's head (status line and headers, lowercased) and its
+/// body, by `Content-Length`, from a raw HTTP/1.1 connection; `got` keeps
+/// what was read past it (the start of the next answer).
+async fn read_answer(stream: &mut tokio::net::TcpStream, got: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 4096];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
             .await
             .expect("an answer within 10 s")
             .unwrap_or_else(|e| panic!("{e} after {:?}", String::from_utf8_lossy(&got)));
-        if n == 0 {
-            break;
-        }
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    got.drain(..head_end + 4);
+    while got.len() < length {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0);
         got.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&got).to_lowercase();
-    text.split("\r\n\r\n").next().unwrap_or("").to_owned()
+    got.drain(..length);
+    head
 }
 
-fn post_with_body(path: &str, extra: &str, body: &str) -> Vec<u8> {
+fn post_with_body(path: &str, body: &str) -> Vec<u8> {
     format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n{extra}\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
 }
 
+const NEXT: &[u8] = b"GET /api/v1/instance HTTP/1.1\r\nhost: localhost\r\n\r\n";
+
+/// A 401, 404 or 405 given before the body was read leaves the connection
+/// usable (the rest of the body is drained), so a proxy reusing it loses
+/// nothing; a body over the limit is not read, and the 413 says
+/// `Connection: close`.
 #[tokio::test]
-async fn answers_before_the_body_is_read_say_connection_close() {
-    let app = TestApp::spawn_with(|c| c.max_body_bytes = 1024).await;
-    let body = "status=hello&visibility=public";
-    for (what, request) in [
-        ("401", post_with_body("/api/v1/statuses", "", body)),
-        ("404", post_with_body("/api/v1/nothing-here", "", body)),
-        ("405", post_with_body("/api/v1/instance", "", body)),
-        (
-            "413",
-            post_with_body(
-                "/api/v1/apps",
-                "",
-                &format!("client_name={}", "x".repeat(2000)),
-            ),
-        ),
+async fn answers_before_the_body_is_read_keep_the_connection_sound() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let body = format!("status={}&visibility=public", "x".repeat(40_000));
+    for (what, path) in [
+        ("401", "/api/v1/statuses"),
+        ("404", "/api/v1/nothing-here"),
+        ("405", "/api/v1/instance"),
     ] {
-        let head = raw_head(&app, &request).await;
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut request = post_with_body(path, &body);
+        request.extend_from_slice(NEXT);
+        stream.write_all(&request).await.unwrap();
+        let mut got = Vec::new();
+        let head = read_answer(&mut stream, &mut got).await;
         assert!(head.starts_with(&format!("http/1.1 {what}")), "{head}");
-        assert!(head.contains("\r\nconnection: close"), "{what}: {head}");
+        assert!(!head.contains("connection: close"), "{what}: {head}");
+        let next = read_answer(&mut stream, &mut got).await;
+        assert!(next.starts_with("http/1.1 200"), "after {what}: {next}");
     }
-    // A body that was read keeps the connection open.
-    let head = raw_head(
-        &app,
-        &post_with_body(
-            "/api/v1/apps",
-            "",
-            "client_name=ok&redirect_uris=urn:ietf:wg:oauth:2.0:oob",
-        ),
-    )
-    .await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(!head.contains("connection: close"), "{head}");
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let big = format!("client_name={}", "x".repeat(100_000));
+    stream
+        .write_all(&post_with_body("/api/v1/apps", &big))
+        .await
+        .unwrap();
+    let head = read_answer(&mut stream, &mut Vec::new()).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
 }
