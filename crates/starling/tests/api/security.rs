@@ -432,8 +432,8 @@ async fn read_answer(stream: &mut tokio::net::TcpStream, got: &mut Vec<u8>) -> S
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
             .await
             .expect("an answer within 10 s")
-            .unwrap_or_else(|e| panic!("{e} after {:?}", String::from_utf8_lossy(&got)));
-        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+            .unwrap_or_else(|e| panic!("{e} after {:?}", String::from_utf8_lossy(got)));
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(got));
         got.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
