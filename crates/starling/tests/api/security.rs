@@ -384,6 +384,23 @@ async fn nul_is_refused_everywhere(app: &TestApp) {
         assert_eq!(r.status, 400, "{method} {path} {form:?}: {}", r.text);
         assert!(r.error().contains("NUL"), "{}", r.text);
     }
+    // Path segments and paging parameters are not free text: no 5xx (the
+    // helper fails the test on one), and nothing found.
+    for path in [
+        "/api/v1/timelines/tag/a%00b".to_owned(),
+        "/api/v1/accounts/1%00".to_owned(),
+        "/api/v1/statuses/1%00/context".to_owned(),
+        format!("/api/v1/accounts/{}/statuses?tagged=a%00b", user.id),
+        "/api/v1/timelines/public?max_id=%00".to_owned(),
+    ] {
+        let r = app.get(&path, Some(&user.token)).await;
+        assert!(
+            r.status == 400 || r.status == 404 || r.json == json!([]),
+            "{path}: {} {}",
+            r.status,
+            r.text
+        );
+    }
     // JSON bodies too.
     let r = app
         .post_json(
