@@ -1,6 +1,6 @@
 //! Test support for the distributed adapters: where the real services are.
 //!
-//! Tests of the PostgreSQL, Redis and NATS adapters run against real
+//! Tests of the PostgreSQL, Redis, NATS and S3 adapters run against real
 //! servers, found by configuration (environment variables with local
 //! defaults); the PostgreSQL adapter's tests through PgBouncer also need
 //! one in transaction pooling mode (`scripts/pgbouncer.sh start-test`). On
@@ -29,6 +29,23 @@ pub enum Service {
     /// (any database name reaching the same server), its admin console
     /// open to the URL's user.
     PgBouncer,
+    /// An S3-compatible object store (`s3s-fs` from `scripts/services.sh`)
+    /// with the bucket [`S3_TEST_BUCKET`] and the [`S3_TEST_ACCESS_KEY`]
+    /// credentials, unless the environment names others.
+    S3,
+}
+
+/// The S3 tests' bucket (`STARLING_TEST_S3_BUCKET` overrides); each test
+/// works under its own key prefix in it.
+pub const S3_TEST_BUCKET: &str = "starling-test";
+/// The S3 tests' access key (`STARLING_TEST_S3_ACCESS_KEY` overrides).
+pub const S3_TEST_ACCESS_KEY: &str = "starling";
+/// The S3 tests' secret key (`STARLING_TEST_S3_SECRET_KEY` overrides).
+pub const S3_TEST_SECRET_KEY: &str = "starling-test-secret";
+
+/// A setting of the S3 test server: the variable's value or the default.
+pub fn s3_setting(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
 impl Service {
@@ -39,6 +56,7 @@ impl Service {
             Self::Redis => "STARLING_TEST_REDIS_URL",
             Self::Nats => "STARLING_TEST_NATS_URL",
             Self::PgBouncer => "STARLING_TEST_PGBOUNCER_URL",
+            Self::S3 => "STARLING_TEST_S3_URL",
         }
     }
 
@@ -49,6 +67,7 @@ impl Service {
             Self::Redis => "redis://127.0.0.1:6379",
             Self::Nats => "nats://127.0.0.1:4222",
             Self::PgBouncer => "postgres://postgres@127.0.0.1:6432/postgres",
+            Self::S3 => "http://127.0.0.1:9000",
         }
     }
 
@@ -58,6 +77,7 @@ impl Service {
             Self::Redis => 6379,
             Self::Nats => 4222,
             Self::PgBouncer => 6432,
+            Self::S3 => 9000,
         }
     }
 
