@@ -3,8 +3,12 @@
 # PostgreSQL (5432), Redis (6379) and NATS with JetStream (4222) on loopback,
 # and PgBouncer in transaction pooling mode in front of that PostgreSQL
 # (6432; scripts/pgbouncer.sh start-test, built from source the first time).
-# Starts any that does not answer, installing it from Debian's packages when
-# it is missing. Usage: scripts/services.sh ensure | status
+# For the media crate: an S3-compatible object store, s3s-fs (crates.io,
+# `cargo install`; a real S3 server verifying SigV4, objects as files under
+# /var/lib/starling-s3) on 127.0.0.1:9000 with the test bucket
+# starling-test, and ffmpeg/ffprobe (Debian) for video and GIF processing.
+# Starts any that does not answer, installing it from Debian's packages (or
+# crates.io) when it is missing. Usage: scripts/services.sh ensure | status
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -56,12 +60,37 @@ ensure_pgbouncer() {
   bash "$(dirname "${BASH_SOURCE[0]}")/pgbouncer.sh" start-test >/dev/null
 }
 
+# s3s-fs 0.14 is the newest that builds on this toolchain (0.17 wants Rust
+# 1.96); its credentials and bucket are the ones starling-testkit defaults to.
+S3S_VERSION=0.14.1
+S3_ROOT=/var/lib/starling-s3
+ensure_s3() {
+  mkdir -p "$S3_ROOT/starling-test" # a bucket is a directory
+  up 9000 && return 0
+  log "starting s3s-fs (S3) on 127.0.0.1:9000"
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
+  if ! "$bin" --version 2>/dev/null | grep -q "$S3S_VERSION"; then
+    log "installing s3s-fs $S3S_VERSION from crates.io (a few minutes, once)"
+    cargo install --quiet --locked "s3s-fs@$S3S_VERSION" --features binary
+  fi
+  start-stop-daemon --start --oknodo --background --make-pidfile \
+    --pidfile /run/starling-s3s-fs.pid --output /var/log/starling-s3s-fs.log --exec "$bin" -- \
+    --host 127.0.0.1 --port 9000 --access-key starling --secret-key starling-test-secret "$S3_ROOT"
+  wait_up 9000 s3s-fs
+}
+
+ensure_ffmpeg() {
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && return 0
+  log "installing ffmpeg"
+  apt_install ffmpeg
+}
+
 case "${1:-ensure}" in
   ensure)
-    ensure_postgres; ensure_redis; ensure_nats; ensure_pgbouncer
-    log "PostgreSQL, Redis, NATS and PgBouncer are up" ;;
+    ensure_postgres; ensure_redis; ensure_nats; ensure_pgbouncer; ensure_s3; ensure_ffmpeg
+    log "PostgreSQL, Redis, NATS, PgBouncer and S3 (s3s-fs) are up; ffmpeg is installed" ;;
   status)
-    for s in "5432 PostgreSQL" "6379 Redis" "4222 NATS" "6432 PgBouncer"; do
+    for s in "5432 PostgreSQL" "6379 Redis" "4222 NATS" "6432 PgBouncer" "9000 S3"; do
       set -- $s; if up "$1"; then echo "$2: up"; else echo "$2: down"; fi
     done ;;
   *) echo "usage: $0 ensure|status" >&2; exit 2 ;;
