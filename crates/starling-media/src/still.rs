@@ -139,8 +139,12 @@ pub(crate) fn fit_dimensions(width: u32, height: u32, max_pixels: u64) -> (u32, 
     let w = ((f64::from(width) * scale).floor() as u32).clamp(1, width);
     let h = ((f64::from(height) * scale).floor() as u32).clamp(1, height);
     // A side clamped up to 1 pixel takes the area from the other.
-    let w = w.min(u32::try_from(max_pixels / u64::from(h)).unwrap_or(u32::MAX)).max(1);
-    let h = h.min(u32::try_from(max_pixels / u64::from(w)).unwrap_or(u32::MAX)).max(1);
+    let w = w
+        .min(u32::try_from(max_pixels / u64::from(h)).unwrap_or(u32::MAX))
+        .max(1);
+    let h = h
+        .min(u32::try_from(max_pixels / u64::from(w)).unwrap_or(u32::MAX))
+        .max(1);
     (w, h)
 }
 
