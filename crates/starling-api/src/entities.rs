@@ -325,7 +325,7 @@ pub struct StatusCoreJson {
     pub content: String,
     pub filtered: Vec<serde_json::Value>,
     pub application: Option<serde_json::Value>,
-    pub media_attachments: Vec<serde_json::Value>,
+    pub media_attachments: Vec<crate::media::MediaJson>,
     pub tags: Vec<StatusTagJson>,
     pub emojis: Vec<serde_json::Value>,
     pub card: Option<serde_json::Value>,
@@ -377,7 +377,11 @@ impl StatusCoreJson {
             content: st.content.clone(),
             filtered: vec![],
             application: None,
-            media_attachments: vec![],
+            media_attachments: st
+                .media
+                .iter()
+                .map(|m| crate::media::MediaJson::new(m, s))
+                .collect(),
             tags: st
                 .tags
                 .iter()

@@ -119,6 +119,7 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::Validation(v) => ApiError::Validation(v),
             CoreError::NotFound => ApiError::NotFound,
+            CoreError::Unprocessable(m) => ApiError::Unprocessable(m),
             CoreError::Forbidden(m) => ApiError::Forbidden(m.to_owned()),
             CoreError::UserRequired => {
                 ApiError::Unprocessable("This method requires an authenticated user".into())

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod entities;
 pub mod error;
 pub mod html;
+pub mod media;
 pub mod middleware;
 pub mod middleware_fresh;
 pub mod pagination;

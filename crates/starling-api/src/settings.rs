@@ -54,6 +54,11 @@ pub struct ApiSettings {
     pub rate_limits: RateLimitSettings,
     /// Serve the benchmark ceiling probe (`GET /api/v1/_bench/ceiling`).
     pub bench_probe: bool,
+    /// Public base of media URLs (a CDN, or the bucket's public URL); the
+    /// server's own `/media` route under `public_url` when `None`.
+    pub media_base_url: Option<String>,
+    /// Largest upload request (`POST /api/v{1,2}/media`, profile images).
+    pub max_upload_bytes: usize,
 }
 
 impl ApiSettings {
@@ -67,6 +72,16 @@ impl ApiSettings {
             request_timeout: Duration::from_secs(30),
             rate_limits: RateLimitSettings::default(),
             bench_probe: false,
+            media_base_url: None,
+            max_upload_bytes: 100 * 1024 * 1024,
+        }
+    }
+
+    /// The public URL of the media file stored under `key`.
+    pub fn media_url(&self, key: &str) -> String {
+        match &self.media_base_url {
+            Some(base) => format!("{}/{key}", base.trim_end_matches('/')),
+            None => self.url(&format!("/{key}")),
         }
     }
 

@@ -503,6 +503,7 @@ async fn seed_into<S: Store + BulkLoad>(
                     replies_count: 0,
                     reblogs_count: 0,
                     favourites_count: 0,
+                    media: Vec::new(),
                 });
                 if out.len() == batch || n + 1 == total_posts {
                     if tx.blocking_send(std::mem::take(&mut out)).is_err() {

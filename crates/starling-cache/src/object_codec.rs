@@ -20,12 +20,12 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use starling_domain::account::{Privacy, ProfileField};
-use starling_domain::{Account, Id, Status, Visibility};
+use starling_domain::{Account, Id, MediaAttachment, Status, Visibility};
 
 use crate::objects::ObjectKind;
 
 /// The layout written now; entries of any other are misses.
-pub const FORMAT: u8 = 1;
+pub const FORMAT: u8 = 2;
 
 /// An object the shared cache can hold.
 pub trait CachedObject: Sized + Send + Sync + 'static {
@@ -218,7 +218,7 @@ impl CachedObject for Account {
     }
 }
 
-/// A status's fields in format 1's order.
+/// A status's fields in format 2's order (format 1 had no attachments).
 #[derive(Serialize, Deserialize)]
 struct StatusV1<'a>(
     Id,
@@ -239,6 +239,7 @@ struct StatusV1<'a>(
     i64,
     i64,
     i64,
+    Cow<'a, [MediaAttachment]>,
 );
 
 impl CachedObject for Status {
@@ -268,6 +269,7 @@ impl CachedObject for Status {
             replies_count,
             reblogs_count,
             favourites_count,
+            media,
         } = self;
         encoded(&StatusV1(
             *id,
@@ -288,6 +290,7 @@ impl CachedObject for Status {
             *replies_count,
             *reblogs_count,
             *favourites_count,
+            Cow::Borrowed(media),
         ))
     }
 
@@ -311,6 +314,7 @@ impl CachedObject for Status {
             replies_count,
             reblogs_count,
             favourites_count,
+            media,
         ) = decoded(bytes)?;
         Some(Status {
             id,
@@ -331,6 +335,7 @@ impl CachedObject for Status {
             replies_count,
             reblogs_count,
             favourites_count,
+            media: media.into_owned(),
         })
     }
 }
@@ -383,6 +388,7 @@ mod tests {
             replies_count: 1,
             reblogs_count: 2,
             favourites_count: 3,
+            media: Vec::new(),
         }
     }
 

@@ -747,6 +747,7 @@ mod objects {
             replies_count: 2,
             reblogs_count: 10,
             favourites_count: 31,
+            media: Vec::new(),
         }
     }
 

@@ -43,6 +43,10 @@ pub enum CoreError {
     /// Input broke a rule; 422 with per-field details.
     #[error("{}", .0.message())]
     Validation(ValidationErrors),
+    /// A rule broken that is not one field's (Mastodon's
+    /// `Mastodon::ValidationError`); 422 with this message.
+    #[error("{0}")]
+    Unprocessable(String),
     /// Absent, or not visible to the caller; 404.
     #[error("Record not found")]
     NotFound,

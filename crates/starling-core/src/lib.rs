@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod error;
 pub mod graph;
+pub mod media;
 pub mod notifications;
 pub mod oauth;
 mod objects;
@@ -57,6 +58,8 @@ pub struct CoreSettings {
     /// for home reads to merge ([`RECENT_IDS`]; pages reaching
     /// past them read the store).
     pub recent_ids_per_author: usize,
+    /// What an upload may be (sizes, pixels, duration, ffmpeg's time).
+    pub media_limits: starling_media::Limits,
 }
 
 impl Default for CoreSettings {
@@ -74,6 +77,7 @@ impl Default for CoreSettings {
                 std::time::Duration::from_secs(2),
             ),
             recent_ids_per_author: objects::RECENT_IDS,
+            media_limits: starling_media::Limits::default(),
         }
     }
 }
@@ -88,6 +92,9 @@ pub struct Seams {
     /// The object cache's level shared with other processes (Redis), if
     /// any: none alone.
     pub shared_objects: Option<Arc<dyn SharedObjects>>,
+    /// Where uploaded media and its variants are kept (a directory alone,
+    /// an S3-compatible object store in the distributed shape).
+    pub media: Arc<dyn starling_media::MediaStorage>,
 }
 
 /// The use cases, bound to their seams. Cheap to clone.
@@ -96,6 +103,7 @@ pub struct Core {
     store: Arc<dyn Store>,
     timelines: Arc<dyn TimelineCache>,
     objects: ObjectCache,
+    media: Arc<dyn starling_media::MediaStorage>,
     /// Poked after each write with an event, so the relay in this process
     /// picks it up at once instead of at its next poll.
     outbox_written: Arc<Notify>,
@@ -116,6 +124,7 @@ impl Core {
         Self {
             store: seams.store,
             timelines: seams.timelines,
+            media: seams.media,
             objects: ObjectCache::new(
                 settings.object_cache_capacity,
                 settings.object_cache_ttl,

@@ -35,6 +35,11 @@ const DESCENDANTS_MAX: usize = 60;
 
 pub(crate) const NOT_ALLOWED: &str = "This action is not allowed";
 
+/// Mastodon's limit on attachments per status.
+pub const MAX_MEDIA_ATTACHMENTS: usize = 4;
+const MEDIA_GONE: &str =
+    "Cannot attach files that have not finished processing. Try again in a moment!";
+
 /// A list of accounts with the row ids their page was cut on.
 pub type AccountPage = Vec<(Id, std::sync::Arc<Account>)>;
 
@@ -54,9 +59,8 @@ impl Core {
             .unwrap_or("")
             .trim()
             .to_owned();
-        if !input.media_ids.is_empty() {
-            errors.push(FieldError::invalid("media_ids"));
-        } else if body.trim().is_empty() {
+        let media = self.media_to_attach(author_id, &input.media_ids).await?;
+        if media.is_empty() && body.trim().is_empty() {
             errors.push(FieldError::blank("text"));
         } else if text::count_chars(&body) + spoiler.chars().count() > MAX_STATUS_CHARS {
             errors.push(FieldError::too_long("text", MAX_STATUS_CHARS));
@@ -118,7 +122,7 @@ impl Core {
         }
 
         let now = self.clock.now_ms();
-        let status = Status {
+        let mut status = Status {
             id: self.id_for(author_id),
             account_id: author_id,
             reblog_of_id: None,
@@ -137,13 +141,62 @@ impl Core {
             replies_count: 0,
             reblogs_count: 0,
             favourites_count: 0,
+            media,
         };
+        let status_id = status.id;
+        for m in &mut status.media {
+            m.status_id = Some(status_id);
+        }
         let idempotency = key.map(|k| IdempotencyKey {
             key: k.to_owned(),
             expires_at_ms: now + self.settings.idempotency_ttl_ms,
         });
         let touched: Vec<Id> = parent.iter().map(|p| p.id).collect();
         self.create(author_id, status, idempotency, &touched).await
+    }
+
+    /// The uploads `media_ids` names, in that order, as Mastodon picks
+    /// them: the author's unattached uploads among the first four ids
+    /// (others are ignored); each must be processed, and a video or GIF
+    /// goes alone. The store checks again, atomically, when it attaches.
+    async fn media_to_attach(
+        &self,
+        author: Id,
+        media_ids: &[String],
+    ) -> CoreResult<Vec<starling_domain::MediaAttachment>> {
+        if media_ids.len() > MAX_MEDIA_ATTACHMENTS {
+            return Err(CoreError::Unprocessable(format!(
+                "Cannot attach more than {MAX_MEDIA_ATTACHMENTS} files"
+            )));
+        }
+        let mut out: Vec<starling_domain::MediaAttachment> = Vec::new();
+        for raw in media_ids {
+            let Ok(id) = raw.trim().parse::<Id>() else {
+                continue;
+            };
+            if out.iter().any(|m| m.id == id) {
+                continue;
+            }
+            let Some(m) = self.store.media(id).await? else {
+                continue;
+            };
+            if m.account_id != author || m.status_id.is_some() {
+                continue;
+            }
+            if !m.is_ready() {
+                return Err(CoreError::Unprocessable(MEDIA_GONE.into()));
+            }
+            out.push(m);
+        }
+        let moving = out
+            .iter()
+            .any(|m| m.kind != starling_domain::MediaType::Image);
+        if moving && out.len() > 1 {
+            return Err(CoreError::Unprocessable(
+                "Cannot attach a video to a post that already contains images".into(),
+            ));
+        }
+        Ok(out)
     }
 
     /// Writes a status (post or boost), then shows it to its author.
@@ -175,6 +228,9 @@ impl Core {
                 s.id
             }
             Created::Existing(id) => id,
+            Created::MediaUnavailable(_) => {
+                return Err(CoreError::Unprocessable(MEDIA_GONE.into()));
+            }
         };
         self.status_view(Some(author_id), id).await
     }
@@ -300,6 +356,7 @@ impl Core {
             replies_count: 0,
             reblogs_count: 0,
             favourites_count: 0,
+            media: Vec::new(),
         };
         self.create(me, status, None, &[original.status.id]).await
     }

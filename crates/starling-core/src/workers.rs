@@ -61,15 +61,18 @@ pub enum ConsumerKind {
     Fanout,
     /// Notifications.
     Notifier,
+    /// Media processing (uploads too large to process on the request path).
+    Media,
 }
 
 impl ConsumerKind {
-    pub const ALL: [Self; 2] = [Self::Fanout, Self::Notifier];
+    pub const ALL: [Self; 3] = [Self::Fanout, Self::Notifier, Self::Media];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Fanout => "fanout",
             Self::Notifier => "notifier",
+            Self::Media => "media",
         }
     }
 
@@ -92,6 +95,7 @@ pub async fn subscribe_consumers(
         let consumer: Arc<dyn Consumer> = match kind {
             ConsumerKind::Fanout => Arc::new(FanOut { core: core.clone() }),
             ConsumerKind::Notifier => Arc::new(Notifier { core: core.clone() }),
+            ConsumerKind::Media => Arc::new(MediaProcessor { core: core.clone() }),
         };
         bus.subscribe(consumer).await?;
     }
@@ -214,7 +218,9 @@ impl Consumer for FanOut {
     fn wants(&self, kind: &EventKind) -> bool {
         !matches!(
             kind,
-            EventKind::Favourited { .. } | EventKind::FollowRequested { .. }
+            EventKind::Favourited { .. }
+                | EventKind::FollowRequested { .. }
+                | EventKind::MediaUploaded { .. }
         )
     }
 
@@ -222,6 +228,36 @@ impl Consumer for FanOut {
         with_primary_reads(async {
             for event in events {
                 hold_while_unavailable("fanout", || self.core.fan_out(event)).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Makes the variants of uploads handed to the workers. Each event is one
+/// file's processing (seconds for a video), so events are handled one at a
+/// time; a storage outage is waited out like any unavailable dependency.
+pub struct MediaProcessor {
+    core: Core,
+}
+
+#[async_trait]
+impl Consumer for MediaProcessor {
+    fn name(&self) -> &'static str {
+        "media"
+    }
+
+    fn wants(&self, kind: &EventKind) -> bool {
+        matches!(kind, EventKind::MediaUploaded { .. })
+    }
+
+    async fn handle(&self, events: &[Event]) -> Result<(), ConsumerError> {
+        with_primary_reads(async {
+            for event in events {
+                if let EventKind::MediaUploaded { media_id, .. } = event.kind {
+                    hold_while_unavailable("media", || self.core.process_media(media_id)).await?;
+                }
             }
             Ok(())
         })
@@ -410,7 +446,9 @@ impl Core {
                 self.check_size(account_id).await?;
                 self.check_size(target_id).await?;
             }
-            EventKind::Favourited { .. } | EventKind::FollowRequested { .. } => {}
+            EventKind::Favourited { .. }
+            | EventKind::FollowRequested { .. }
+            | EventKind::MediaUploaded { .. } => {}
         }
         Ok(())
     }

@@ -139,6 +139,7 @@ impl World {
                 )),
                 invalidations: self.broadcast.clone(),
                 shared_objects: shared.then(|| self.shared.clone() as Arc<dyn SharedObjects>),
+                media: std::sync::Arc::new(starling_media::FsStorage::new(std::env::temp_dir().join("starling-core-test-media"))),
             },
             self.ids.clone(),
             Arc::new(SystemClock),
@@ -182,6 +183,7 @@ impl World {
             replies_count: 0,
             reblogs_count: 0,
             favourites_count: 0,
+            media: Vec::new(),
         };
         let created = self
             .store

@@ -47,6 +47,9 @@ pub enum EventKind {
     },
     /// `account_id` blocked `target_id` (follows both ways are gone).
     Blocked { account_id: Id, target_id: Id },
+    /// An upload too large to process on the request path was received;
+    /// a worker makes its variants.
+    MediaUploaded { media_id: Id, account_id: Id },
 }
 
 impl EventKind {
@@ -61,6 +64,7 @@ impl EventKind {
             Self::Unfollowed { .. } => "unfollowed",
             Self::Favourited { .. } => "favourited",
             Self::Blocked { .. } => "blocked",
+            Self::MediaUploaded { .. } => "media_uploaded",
         }
     }
 }

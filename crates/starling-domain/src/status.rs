@@ -88,6 +88,10 @@ pub struct Status {
     pub replies_count: i64,
     pub reblogs_count: i64,
     pub favourites_count: i64,
+    /// Its attachments, in the order the author gave them; kept with the
+    /// status (they do not change once attached), so a page of statuses
+    /// is still one read.
+    pub media: Vec<crate::media::MediaAttachment>,
 }
 
 impl Status {
@@ -202,6 +206,7 @@ mod tests {
             replies_count: 0,
             reblogs_count: 0,
             favourites_count: 0,
+            media: Vec::new(),
         }
     }
 

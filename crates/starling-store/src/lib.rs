@@ -17,6 +17,7 @@ use starling_domain::oauth::{AccessToken, App, AuthCode};
 use starling_domain::{Account, Id, SecretHash, ShardId};
 
 pub mod bulk;
+pub mod media;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "postgres")]
@@ -26,9 +27,11 @@ pub mod shard_map;
 pub mod social;
 pub mod sqlite;
 mod sqlite_bulk;
+mod sqlite_media;
 mod sqlite_social;
 
 pub use bulk::{BulkFollow, BulkLoad, BulkOptions, FinishOptions, FinishReport};
+pub use media::MediaStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{CrashPoint, PgClusterConfig, PgStore, PgStoreConfig, ReplicaState};
 pub use primary_reads::{primary_reads_forced, with_primary_reads};
@@ -86,7 +89,7 @@ impl std::fmt::Debug for Login {
 /// [`Store::create_account`], which also claims the email on the email's
 /// shard.
 #[async_trait]
-pub trait Store: StatusStore + GraphStore + NotificationStore + OutboxStore {
+pub trait Store: StatusStore + GraphStore + NotificationStore + OutboxStore + MediaStore {
     /// Cheap round trip to every physical database (readiness).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -57,6 +57,9 @@ pub enum Created {
     /// expired, or (for a boost) already boosted this status. Carries the
     /// earlier status's id (which may since have been deleted).
     Existing(Id),
+    /// Nothing written: this attachment is not (any more) the author's
+    /// unattached, processed upload.
+    MediaUnavailable(Id),
 }
 
 /// Which of an account's statuses a listing wants.

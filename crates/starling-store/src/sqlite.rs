@@ -279,6 +279,7 @@ impl Store for SqliteStore {
                  UNION ALL SELECT MAX(id) FROM follow_requests \
                  UNION ALL SELECT MAX(id) FROM blocks \
                  UNION ALL SELECT MAX(id) FROM mutes \
+                 UNION ALL SELECT MAX(id) FROM media_attachments \
                  UNION ALL SELECT MAX(id) FROM notifications)",
             )
             .fetch_one(&db.reader)

@@ -26,6 +26,7 @@ use crate::social::{
     NewStatus, NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, RelationFlags,
     Stamp, StatusStore,
 };
+use crate::media::{attachments_column, attachments_from_column};
 use crate::sqlite::fast;
 use crate::sqlite::{
     account_from_fast, account_from_row, corrupt, map_err, SqliteStore, ACCOUNT_COLUMNS,
@@ -39,7 +40,7 @@ const THREAD_ROWS_MAX: i64 = 4096;
 const STATUS_COLUMNS: &str = "s.id, s.account_id, s.reblog_of_id, s.in_reply_to_id, \
      s.in_reply_to_account_id, s.text, s.content, s.spoiler_text, s.sensitive, s.visibility, \
      s.language, s.app_id, s.mentions, s.tags, s.created_at, s.replies_count, s.reblogs_count, \
-     s.favourites_count";
+     s.favourites_count, s.media";
 
 fn visibility_code(v: Visibility) -> i64 {
     i64::from(v.rank())
@@ -90,6 +91,7 @@ fn status_from_row(row: &SqliteRow) -> StoreResult<Status> {
         replies_count: row.get("replies_count"),
         reblogs_count: row.get("reblogs_count"),
         favourites_count: row.get("favourites_count"),
+        media: attachments_from_column(row.get("media"))?,
     })
 }
 
@@ -152,7 +154,7 @@ fn outbox_row(id: Id, at_ms: i64, kind: EventKind) -> String {
 }
 
 /// Stores `event` in the outbox of the transaction `conn` is in.
-async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) -> StoreResult<()> {
+pub(crate) async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) -> StoreResult<()> {
     sqlx::query("INSERT INTO outbox (event) VALUES (?)")
         .bind(outbox_row(id, at_ms, kind))
         .execute(conn)
@@ -330,6 +332,10 @@ fn status_from_fast(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Sta
         replies_count: row.get("replies_count")?,
         reblogs_count: row.get("reblogs_count")?,
         favourites_count: row.get("favourites_count")?,
+        media: match attachments_from_column(&row.get::<_, String>("media")?) {
+            Ok(media) => media,
+            Err(e) => return Ok(Err(e)),
+        },
     }))
 }
 
@@ -539,6 +545,7 @@ impl StatusStore for SqliteStore {
         );
         let mentions: Vec<String> = s.mentions.iter().map(Id::to_string).collect();
         let (mentions, tags) = (mentions.join(" "), s.tags.join(" "));
+        let media = attachments_column(&s.media);
         self.db(s.account_id.shard())
             .write(|tx| {
                 let author = s.account_id.as_i64();
@@ -567,11 +574,30 @@ impl StatusStore for SqliteStore {
                         return Ok(Created::Existing(Id::from_i64(existing)));
                     }
                 }
+                // Each attachment must still be the author's unattached,
+                // processed upload; the write lock held since BEGIN
+                // IMMEDIATE keeps it so until the commit.
+                for m in &s.media {
+                    let free: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT id FROM media_attachments WHERE id = ? AND account_id = ? \
+                             AND status_id IS NULL AND state = 'ready'",
+                        )?
+                        .query_row([m.id.as_i64(), author], |r| r.get(0))
+                        .optional()?;
+                    if free.is_none() {
+                        return Ok(Created::MediaUnavailable(m.id));
+                    }
+                }
+                for m in &s.media {
+                    tx.prepare_cached("UPDATE media_attachments SET status_id = ? WHERE id = ?")?
+                        .execute([s.id.as_i64(), m.id.as_i64()])?;
+                }
                 tx.prepare_cached(
                     "INSERT INTO statuses (id, account_id, reblog_of_id, in_reply_to_id, \
                      in_reply_to_account_id, text, content, spoiler_text, sensitive, visibility, \
-                     language, app_id, mentions, tags, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     language, app_id, mentions, tags, created_at, media) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )?
                 .execute(rusqlite::params![
                     s.id.as_i64(),
@@ -589,6 +615,7 @@ impl StatusStore for SqliteStore {
                     mentions,
                     tags,
                     s.created_at_ms,
+                    media,
                 ])?;
                 tx.prepare_cached(
                     "UPDATE accounts SET statuses_count = statuses_count + 1, \
@@ -717,6 +744,14 @@ impl StatusStore for SqliteStore {
             .await
             .map_err(map_err)?;
         sqlx::query("DELETE FROM favourites WHERE status_id = ?")
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        // Its uploads are unattached again, their grace period starting
+        // now: a redraft may attach them; else the sweeper removes them.
+        sqlx::query("UPDATE media_attachments SET status_id = NULL, created_at = ? WHERE status_id = ?")
+            .bind(stamp.at_ms)
             .bind(id.as_i64())
             .execute(&mut *tx)
             .await

@@ -95,6 +95,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub cache: CacheConfig,
     pub bus: BusConfig,
+    pub media: MediaConfig,
 }
 
 /// Which store, and how to reach it.
@@ -226,6 +227,54 @@ impl Default for BusConfig {
     }
 }
 
+/// Where uploaded media is kept and where its URLs point.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaStorageKind {
+    /// A directory (`media.dir`, default `data_dir/media`): the embedded
+    /// shape, or several processes sharing one volume.
+    Filesystem,
+    /// An S3-compatible object store (the distributed shape): every api and
+    /// worker process reads and writes the same bucket.
+    S3,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    pub storage: MediaStorageKind,
+    /// Filesystem storage: the directory (default `data_dir/media`).
+    pub dir: Option<PathBuf>,
+    /// S3: endpoint URL (`http://127.0.0.1:9000`), bucket, region and keys.
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_access_key: String,
+    pub s3_secret_key: String,
+    /// Public base of media URLs, e.g. a CDN in front of `/media` (or the
+    /// bucket's public URL); `public_url` when unset. Files are immutable
+    /// under their keys, so a CDN may cache them for ever.
+    pub base_url: Option<String>,
+    /// Largest upload request accepted (a 99 MiB video plus the form).
+    pub max_upload_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            storage: MediaStorageKind::Filesystem,
+            dir: None,
+            s3_endpoint: None,
+            s3_bucket: "starling-media".into(),
+            s3_region: "us-east-1".into(),
+            s3_access_key: String::new(),
+            s3_secret_key: String::new(),
+            base_url: None,
+            max_upload_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
 /// The home-timeline cache.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
@@ -274,6 +323,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             cache: CacheConfig::default(),
             bus: BusConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -407,6 +457,8 @@ impl Config {
                 trust_forwarded_for: r.trust_forwarded_for,
             },
             bench_probe: self.bench_probe,
+            media_base_url: self.media.base_url.clone(),
+            max_upload_bytes: self.media.max_upload_bytes,
         }
     }
 

@@ -24,10 +24,13 @@ use starling_core::workers::{subscribe_consumers, ConsumerKind, Relay, StoreDead
 use starling_core::{tombstone_for, Core, CoreSettings, Passwords, Seams};
 use starling_domain::{Clock, IdGenerator};
 use starling_store::{with_primary_reads, Store};
+use starling_media::{FsStorage, MediaStorage, S3Config, S3Storage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, FlagOverrides, LogFormat, StoreKind, TimelineConfig};
+pub use config::{
+    Config, FlagOverrides, LogFormat, MediaConfig, MediaStorageKind, StoreKind, TimelineConfig,
+};
 
 /// How long shutdown waits for the workers to finish the batch in hand.
 const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -35,6 +38,10 @@ const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// crash left half done, and how old such a leftover must be.
 const REPAIR_EVERY: Duration = Duration::from_secs(10);
 const REPAIR_OLDER_THAN: Duration = Duration::from_secs(30);
+/// How often unattached uploads past their grace period are looked for,
+/// and how many are removed per look.
+const MEDIA_SWEEP_EVERY: Duration = Duration::from_secs(600);
+const MEDIA_SWEEP_BATCH: usize = 200;
 
 /// Opens the configured store: the SQLite file in the data directory
 /// (created if missing), or the PostgreSQL shards.
@@ -163,6 +170,32 @@ fn store_read_staleness(config: &Config) -> Duration {
     }
 }
 
+/// The configured media storage: a directory, or an S3-compatible bucket.
+fn open_media(config: &Config) -> anyhow::Result<Arc<dyn MediaStorage>> {
+    let m = &config.media;
+    Ok(match m.storage {
+        MediaStorageKind::Filesystem => Arc::new(FsStorage::new(
+            m.dir.clone().unwrap_or_else(|| config.data_dir.join("media")),
+        )),
+        MediaStorageKind::S3 => {
+            let endpoint = m.s3_endpoint.clone().ok_or_else(|| {
+                anyhow::anyhow!("invalid configuration: media.s3_endpoint is required for S3 storage")
+            })?;
+            Arc::new(
+                S3Storage::new(&S3Config {
+                    allow_http: endpoint.starts_with("http://"),
+                    endpoint,
+                    bucket: m.s3_bucket.clone(),
+                    region: m.s3_region.clone(),
+                    access_key: m.s3_access_key.clone(),
+                    secret_key: m.s3_secret_key.clone(),
+                })
+                .map_err(|e| anyhow::anyhow!("invalid configuration: media: {e}"))?,
+            )
+        }
+    })
+}
+
 /// The use cases over a store, with the configured caches.
 pub async fn build_core(
     config: &Config,
@@ -196,12 +229,14 @@ pub async fn build_core(
             None => (Arc::new(LocalInvalidations), Duration::from_secs(30)),
         };
     let shared_objects = open_shared_objects(config).await?;
+    let media = open_media(config)?;
     let core = Core::new(
         Seams {
             store,
             timelines,
             invalidations,
             shared_objects,
+            media,
         },
         Arc::new(ids),
         clock,
@@ -232,6 +267,9 @@ pub async fn build_core(
 pub struct Workers {
     relay: Relay,
     store: Arc<dyn Store>,
+    /// Set when this process runs the media consumer: it also sweeps
+    /// unattached uploads past their grace period.
+    media_sweeper: Option<Core>,
     /// Kept to stop its consumer tasks gracefully (NATS only).
     nats: Option<Arc<NatsBus>>,
 }
@@ -272,6 +310,8 @@ impl Workers {
         Ok(Self {
             relay: Relay::new(core, bus),
             store: core.store().clone(),
+            media_sweeper: (kinds.is_empty() || kinds.contains(&ConsumerKind::Media))
+                .then(|| core.clone()),
             nats,
         })
     }
@@ -292,13 +332,19 @@ impl Workers {
         ));
         let repair = tokio::spawn(with_primary_reads(repair_loop(
             self.store,
-            wait_true(stopped),
+            wait_true(stopped.clone()),
         )));
+        let sweep = self
+            .media_sweeper
+            .map(|core| tokio::spawn(with_primary_reads(media_sweep_loop(core, wait_true(stopped)))));
         shutdown.await;
         let _ = stop.send(true);
         let finished = async {
             let _ = relay.await;
             let _ = repair.await;
+            if let Some(sweep) = sweep {
+                let _ = sweep.await;
+            }
             if let Some(nats) = &self.nats {
                 nats.shutdown(WORKER_SHUTDOWN_GRACE).await;
             }
@@ -308,6 +354,27 @@ impl Workers {
             .is_err()
         {
             tracing::warn!("the workers did not stop in time; their batch will be redelivered");
+        }
+    }
+}
+
+/// Removes, every [`MEDIA_SWEEP_EVERY`], uploads nobody attached within
+/// their grace period (files first, then the row).
+async fn media_sweep_loop(core: Core, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        loop {
+            match core.sweep_media(MEDIA_SWEEP_BATCH).await {
+                Ok(n) if n == MEDIA_SWEEP_BATCH => continue,
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "swept unattached uploads"),
+                Err(e) => tracing::warn!(error = %e, "sweeping unattached uploads failed; retrying"),
+            }
+            break;
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(MEDIA_SWEEP_EVERY) => {}
         }
     }
 }

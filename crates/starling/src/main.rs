@@ -46,7 +46,7 @@ enum Command {
     Api,
     /// Run the outbox relay and the event consumers only.
     Worker {
-        /// Consumer groups to run (comma-separated: fanout, notifier);
+        /// Consumer groups to run (comma-separated: fanout, notifier, media);
         /// all of them when omitted.
         #[arg(long, value_delimiter = ',', value_name = "KINDS")]
         consumers: Vec<String>,
@@ -133,7 +133,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .iter()
                 .map(|c| {
                     ConsumerKind::parse(c.trim()).ok_or_else(|| {
-                        anyhow::anyhow!("unknown consumer {c:?} (known: fanout, notifier)")
+                        anyhow::anyhow!("unknown consumer {c:?} (known: fanout, notifier, media)")
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

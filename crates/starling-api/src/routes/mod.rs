@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod graph;
 pub mod health;
 pub mod instance;
+pub mod media;
 pub mod notifications;
 pub mod oauth;
 pub mod probe;
@@ -15,6 +16,8 @@ pub mod timelines;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::routing::{on, MethodFilter};
 use axum::Router;
 use starling_domain::Scope;
@@ -184,6 +187,14 @@ route_table! {
     GET "/api/v1/scheduled_statuses" => startup::empty_user_list, Access::User(READ_STATUSES);
     GET "/api/v1/featured_tags" => startup::empty_user_list, Access::User(READ_ACCOUNTS);
     GET "/api/v1/domain_blocks" => startup::empty_user_list, Access::User(&[ReadBlocks]);
+    // Media. Uploads read their body themselves, up to `max_upload_bytes`.
+    POST "/api/v2/media" => media::create_v2.layer(DefaultBodyLimit::disable()),
+        Access::User(&[WriteMedia]);
+    POST "/api/v1/media" => media::create_v1.layer(DefaultBodyLimit::disable()),
+        Access::User(&[WriteMedia]);
+    GET "/api/v1/media/{id}" => media::show, Access::User(&[WriteMedia]);
+    PUT "/api/v1/media/{id}" => media::update, Access::User(&[WriteMedia]);
+    GET "/media/{id}/{file}" => media::file, Access::Public;
 }
 
 /// The endpoint a routed request matched, by method and path pattern

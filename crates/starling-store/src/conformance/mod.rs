@@ -22,6 +22,7 @@
 
 mod bulk;
 mod graph;
+mod media;
 mod notifications;
 mod outbox;
 mod statuses;
@@ -29,6 +30,7 @@ mod support;
 
 pub use bulk::*;
 pub use graph::*;
+pub use media::*;
 pub use notifications::*;
 pub use outbox::*;
 pub use statuses::*;
@@ -109,6 +111,10 @@ macro_rules! store_conformance_suite {
             // outbox
             outbox_hands_out_events_in_commit_order,
             max_ids_cover_social_rows,
+            // media
+            media_round_trips_and_updates,
+            deferred_processing_leaves_an_event,
+            stale_unattached_media_is_swept,
         );
     };
     (@cases required $make:path; $($case:ident),* $(,)?) => {

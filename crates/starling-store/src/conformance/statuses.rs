@@ -54,6 +54,7 @@ pub async fn status_round_trip_and_author_counters(store: &dyn Store) {
         replies_count: 0,
         reblogs_count: 0,
         favourites_count: 0,
+        media: Vec::new(),
     };
     create(store, status.clone()).await;
     assert_eq!(

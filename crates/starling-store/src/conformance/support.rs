@@ -79,6 +79,7 @@ pub(super) fn post(ids: &IdGenerator, author: Id, text: &str) -> Status {
         replies_count: 0,
         reblogs_count: 0,
         favourites_count: 0,
+        media: Vec::new(),
     }
 }
 

@@ -179,6 +179,7 @@ impl Store for PgStore {
                  UNION ALL SELECT MAX(id) FROM blocks \
                  UNION ALL SELECT MAX(id) FROM blocked_by \
                  UNION ALL SELECT MAX(id) FROM mutes \
+                 UNION ALL SELECT MAX(id) FROM media_attachments \
                  UNION ALL SELECT MAX(id) FROM notifications) AS t",
             )
             .fetch_one(&mut *tx)

@@ -47,6 +47,7 @@ mod accounts;
 mod apply;
 mod bulk;
 mod graph;
+mod media;
 pub(crate) mod mirror;
 mod notifications;
 mod replicas;

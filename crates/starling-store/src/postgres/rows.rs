@@ -20,7 +20,7 @@ pub(crate) const ACCOUNT_COLUMNS: &str =
 pub(crate) const STATUS_COLUMNS: &str = "s.id, s.account_id, s.reblog_of_id, s.in_reply_to_id, \
      s.in_reply_to_account_id, s.text, s.content, s.spoiler_text, s.sensitive, s.visibility, \
      s.language, s.app_id, s.mentions, s.tags, s.created_at, s.replies_count, s.reblogs_count, \
-     s.favourites_count";
+     s.favourites_count, s.media";
 
 pub(crate) const NOTIFICATION_COLUMNS: &str =
     "id, account_id, kind, from_account_id, status_id, created_at, event_id";
@@ -128,6 +128,7 @@ pub(crate) fn status_from_row(row: &PgRow) -> StoreResult<Status> {
         replies_count: row.get("replies_count"),
         reblogs_count: row.get("reblogs_count"),
         favourites_count: row.get("favourites_count"),
+        media: crate::media::attachments_from_column(row.get("media"))?,
     })
 }
 

@@ -24,6 +24,7 @@ use super::rows::{
     STATUS_COLUMNS,
 };
 use super::{map_err, retry_contention, PgStore};
+use crate::media::attachments_column;
 use crate::social::{AccountStatusFilter, Created, Interactions, NewStatus, Stamp, StatusStore};
 use crate::StoreResult;
 
@@ -130,11 +131,30 @@ impl PgStore {
                 return Ok(Created::Existing(Id::from_i64(existing)));
             }
         }
+        // Each attachment must still be the author's unattached, processed
+        // upload (on this same shard); the row lock taken here holds it
+        // until the commit, and a refusal rolls the whole write back.
+        for m in &s.media {
+            let claimed = sqlx::query(
+                "UPDATE media_attachments SET status_id = $1 WHERE id = $2 AND account_id = $3 \
+                 AND status_id IS NULL AND state = 'ready'",
+            )
+            .bind(s.id.as_i64())
+            .bind(m.id.as_i64())
+            .bind(author.as_i64())
+            .execute(side.conn())
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            if claimed == 0 {
+                return Ok(Created::MediaUnavailable(m.id));
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO statuses (id, account_id, reblog_of_id, in_reply_to_id, \
              in_reply_to_account_id, text, content, spoiler_text, sensitive, visibility, \
-             language, app_id, mentions, tags, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             language, app_id, mentions, tags, created_at, media) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(s.id.as_i64())
         .bind(author.as_i64())
@@ -151,6 +171,7 @@ impl PgStore {
         .bind(raw(&s.mentions))
         .bind(&s.tags)
         .bind(s.created_at_ms)
+        .bind(attachments_column(&s.media))
         .execute(side.conn())
         .await;
         if let Err(sqlx::Error::Database(db)) = &inserted {
@@ -279,6 +300,16 @@ impl PgStore {
             .execute(side.conn())
             .await
             .map_err(map_err)?;
+        // Its uploads are unattached again, their grace period starting
+        // now: a redraft may attach them; else the sweeper removes them.
+        sqlx::query(
+            "UPDATE media_attachments SET status_id = NULL, created_at = $1 WHERE status_id = $2",
+        )
+        .bind(stamp.at_ms)
+        .bind(id.as_i64())
+        .execute(side.conn())
+        .await
+        .map_err(map_err)?;
         bump_account(side.conn(), account_id, "statuses_count", -1).await?;
 
         for (shard, boosts) in boosts_by_shard {

@@ -1,0 +1,332 @@
+//! Media uploads: receive, process (now or in a worker), describe, serve
+//! and sweep.
+//!
+//! An upload is checked by its bytes, never by the Content-Type it came
+//! with. Small images are processed on the request path (Mastodon answers
+//! 200 with their URLs); anything else is kept as it came under
+//! `media/<id>/upload`, its row written with a `MediaUploaded` event in the
+//! same transaction, and a worker of the `media` consumer group makes the
+//! variants (the API answers 202, then 206 until ready). Processing strips
+//! every byte of metadata by re-encoding (see `starling_media::process`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use starling_domain::validation::ErrorCode;
+use starling_domain::{
+    FieldError, Focus, Id, MediaAttachment, MediaFile, MediaState, MediaType,
+};
+use starling_media::{MediaError, MediaKind, MediaStorage, Processed, StoredObject, Variant};
+
+use crate::{Core, CoreError, CoreResult, Principal};
+
+/// Images up to this size are processed while the uploader waits (a few
+/// hundred milliseconds); larger ones, and every video, go to a worker.
+pub const PROCESS_NOW_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many times a read-modify-write of an upload is tried.
+const MODIFY_TRIES: usize = 8;
+
+/// How long an unattached upload is kept (Mastodon: a day).
+pub const UNATTACHED_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// An upload as the API received it.
+#[derive(Clone, Debug)]
+pub struct UploadInput {
+    pub bytes: Bytes,
+    pub description: Option<String>,
+    pub focus: Option<Focus>,
+}
+
+/// Changes to an unattached upload (`PUT /api/v1/media/:id`).
+#[derive(Clone, Debug, Default)]
+pub struct MediaUpdate {
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    pub focus: Option<Focus>,
+}
+
+/// The key an upload waiting for a worker is kept under.
+pub fn upload_key(id: Id) -> String {
+    format!("media/{id}/upload")
+}
+
+fn media_error(e: MediaError) -> CoreError {
+    match e {
+        MediaError::Storage(m) => CoreError::Unavailable(format!("media storage: {m}")),
+        other => invalid_file(other.to_string()),
+    }
+}
+
+fn invalid_file(why: String) -> CoreError {
+    CoreError::Validation(FieldError::new("file", ErrorCode::Invalid, why).into())
+}
+
+fn kind_of(kind: MediaKind) -> MediaType {
+    match kind {
+        MediaKind::Image => MediaType::Image,
+        MediaKind::Gifv => MediaType::Gifv,
+        MediaKind::Video => MediaType::Video,
+        MediaKind::Audio => MediaType::Audio,
+    }
+}
+
+fn file_of(key: String, v: &Variant) -> MediaFile {
+    MediaFile {
+        key,
+        content_type: v.content_type.to_owned(),
+        width: v.width,
+        height: v.height,
+        size: v.bytes.len() as u64,
+    }
+}
+
+impl Core {
+    /// The media storage this process writes to and serves from.
+    pub fn media_storage(&self) -> &Arc<dyn MediaStorage> {
+        &self.media
+    }
+
+    /// Receives an upload. With `wait`, or for a small image, it is
+    /// processed before this returns; otherwise it is handed to a worker
+    /// and comes back `Processing`.
+    pub async fn upload_media(
+        &self,
+        caller: &Principal,
+        input: UploadInput,
+        wait: bool,
+    ) -> CoreResult<MediaAttachment> {
+        let me = caller.user()?;
+        let kind = starling_media::sniff(&input.bytes).ok_or_else(|| {
+            invalid_file("content type is not supported (images: JPEG, PNG, GIF, WebP; video: MP4, WebM, MOV)".into())
+        })?;
+        let limits = &self.settings.media_limits;
+        let max = match kind {
+            MediaKind::Image => limits.image_max_bytes,
+            _ => limits.video_max_bytes,
+        };
+        if input.bytes.len() > max {
+            return Err(invalid_file(format!(
+                "file size must be less than {} MB",
+                max / (1024 * 1024)
+            )));
+        }
+        let id = self.ids.next(me.shard());
+        let mut media = MediaAttachment {
+            id,
+            account_id: me,
+            status_id: None,
+            kind: kind_of(kind),
+            state: MediaState::Processing,
+            description: input.description,
+            focus: input.focus,
+            original: None,
+            small: None,
+            blurhash: None,
+            duration: None,
+            error: None,
+            created_at_ms: self.clock.now_ms(),
+        };
+        let now = wait || (kind == MediaKind::Image && input.bytes.len() <= PROCESS_NOW_MAX_BYTES);
+        if now {
+            let processed = self.process_bytes(input.bytes).await?;
+            self.store_variants(&mut media, processed).await?;
+            self.store.create_media(&media, false).await?;
+            return Ok(media);
+        }
+        self.media
+            .put(&upload_key(id), input.bytes, "application/octet-stream")
+            .await
+            .map_err(media_error)?;
+        self.store.create_media(&media, true).await?;
+        self.outbox_written();
+        Ok(media)
+    }
+
+    /// Decodes and re-encodes off the async threads; a panic in a codec
+    /// is a refused file, not a dead worker.
+    async fn process_bytes(&self, bytes: Bytes) -> CoreResult<Processed> {
+        let limits = self.settings.media_limits.clone();
+        tokio::task::spawn_blocking(move || starling_media::process(&bytes, &limits))
+            .await
+            .map_err(|_| invalid_file("could not be processed".into()))?
+            .map_err(media_error)
+    }
+
+    /// Puts the variants in the storage and notes them in `media`.
+    async fn store_variants(
+        &self,
+        media: &mut MediaAttachment,
+        processed: Processed,
+    ) -> CoreResult<()> {
+        let original_key = starling_media::original_key(media.id.as_i64() as u64, processed.original.ext);
+        let small_key = starling_media::small_key(media.id.as_i64() as u64, processed.small.ext);
+        let original = file_of(original_key.clone(), &processed.original);
+        let small = file_of(small_key.clone(), &processed.small);
+        self.media
+            .put(
+                &original_key,
+                Bytes::from(processed.original.bytes),
+                processed.original.content_type,
+            )
+            .await
+            .map_err(media_error)?;
+        self.media
+            .put(
+                &small_key,
+                Bytes::from(processed.small.bytes),
+                processed.small.content_type,
+            )
+            .await
+            .map_err(media_error)?;
+        media.kind = kind_of(processed.kind);
+        media.original = Some(original);
+        media.small = Some(small);
+        media.blurhash = processed.blurhash;
+        media.duration = processed.duration;
+        media.state = MediaState::Ready;
+        media.error = None;
+        Ok(())
+    }
+
+    /// The caller's own upload (attached or not); someone else's is 404.
+    pub async fn own_media(&self, caller: &Principal, id: Id) -> CoreResult<MediaAttachment> {
+        let me = caller.user()?;
+        match self.store.media(id).await? {
+            Some(m) if m.account_id == me => Ok(m),
+            _ => Err(CoreError::NotFound),
+        }
+    }
+
+    /// Changes an unattached upload's description or focus.
+    pub async fn update_media(
+        &self,
+        caller: &Principal,
+        id: Id,
+        update: MediaUpdate,
+    ) -> CoreResult<MediaAttachment> {
+        let me = caller.user()?;
+        self.modify_media(id, |media| {
+            // Someone else's upload, or one already attached (Mastodon
+            // edits those through the status): not found.
+            if media.account_id != me || media.status_id.is_some() {
+                return Err(CoreError::NotFound);
+            }
+            if let Some(description) = &update.description {
+                media.description = description.clone();
+            }
+            if let Some(focus) = update.focus {
+                media.focus = Some(focus);
+            }
+            Ok(())
+        })
+        .await?
+        .ok_or(CoreError::NotFound)
+    }
+
+    /// Reads an upload, applies `change` and writes it back if nobody wrote
+    /// it meanwhile (else reads again); `None` when it is gone or attached.
+    async fn modify_media(
+        &self,
+        id: Id,
+        mut change: impl FnMut(&mut MediaAttachment) -> CoreResult<()>,
+    ) -> CoreResult<Option<MediaAttachment>> {
+        for _ in 0..MODIFY_TRIES {
+            let Some(current) = self.store.media(id).await? else {
+                return Ok(None);
+            };
+            if current.status_id.is_some() {
+                return Ok(None);
+            }
+            let mut next = current.clone();
+            change(&mut next)?;
+            if next == current || self.store.update_media(&current, &next).await? {
+                return Ok(Some(next));
+            }
+        }
+        Err(CoreError::Unavailable(
+            "the upload keeps changing; try again".into(),
+        ))
+    }
+
+    /// The worker's half of a deferred upload: makes its variants, or marks
+    /// it failed with the reason. Idempotent (a redelivered event finds it
+    /// done); a storage outage is an error, so the event is retried.
+    pub async fn process_media(&self, id: Id) -> CoreResult<()> {
+        let Some(media) = self.store.media(id).await? else {
+            return Ok(());
+        };
+        if media.state != MediaState::Processing {
+            return Ok(());
+        }
+        let key = upload_key(id);
+        let outcome = match self.media.get(&key).await.map_err(media_error)? {
+            None => Err("the upload was lost before it was processed".to_owned()),
+            Some(upload) => match self.process_bytes(upload.bytes).await {
+                Ok(processed) => {
+                    let mut done = media.clone();
+                    self.store_variants(&mut done, processed).await?;
+                    Ok(done)
+                }
+                Err(CoreError::Validation(e)) => Err(e.message()),
+                Err(e) => return Err(e),
+            },
+        };
+        // The description may have changed while this worked: only the
+        // processing fields are taken over onto the newest row.
+        self.modify_media(id, |row| {
+            match &outcome {
+                Ok(done) => {
+                    row.kind = done.kind;
+                    row.state = MediaState::Ready;
+                    row.original = done.original.clone();
+                    row.small = done.small.clone();
+                    row.blurhash = done.blurhash.clone();
+                    row.duration = done.duration;
+                    row.error = None;
+                }
+                Err(why) => {
+                    row.state = MediaState::Failed;
+                    row.error = Some(why.clone());
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        // Written before the upload is dropped, so a crash in between
+        // leaves a finished row and a stray file for the sweeper.
+        self.media.delete(&key).await.map_err(media_error)?;
+        Ok(())
+    }
+
+    /// One stored file, for the serving route.
+    pub async fn media_file(&self, key: &str) -> CoreResult<Option<StoredObject>> {
+        self.media.get(key).await.map_err(media_error)
+    }
+
+    /// Removes unattached uploads older than the grace period, files first;
+    /// how many. Safe in several workers at once.
+    pub async fn sweep_media(&self, limit: usize) -> CoreResult<usize> {
+        let before = self.clock.now_ms() - UNATTACHED_GRACE.as_millis() as i64;
+        let stale = self.store.stale_media(before, limit).await?;
+        let mut removed = 0;
+        for media in stale {
+            for key in media_keys(&media) {
+                self.media.delete(&key).await.map_err(media_error)?;
+            }
+            if self.store.delete_unattached_media(media.id).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Every storage key an attachment may have files under.
+pub fn media_keys(media: &MediaAttachment) -> Vec<String> {
+    let mut keys = vec![upload_key(media.id)];
+    keys.extend(media.original.iter().map(|f| f.key.clone()));
+    keys.extend(media.small.iter().map(|f| f.key.clone()));
+    keys
+}
