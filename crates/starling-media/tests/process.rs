@@ -597,3 +597,31 @@ fn timing_2mb_jpeg() {
         jpeg.len() as f64 / 1e6
     );
 }
+
+#[test]
+fn gif_declaring_a_huge_screen_is_refused_before_decoding() {
+    // The logical screen size in the header, patched to 60000x60000; still
+    // and animated (the latter before ffmpeg is ever run).
+    let still = encode(&halves(8, 8), ImageFormat::Gif);
+    let mut animated = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut animated);
+        let frames = (0..2).map(|_| {
+            image::Frame::from_parts(
+                RgbaImage::from_pixel(8, 8, Rgba([1, 2, 3, 255])),
+                0,
+                0,
+                image::Delay::from_numer_denom_ms(50, 1),
+            )
+        });
+        enc.encode_frames(frames).expect("gif");
+    }
+    for mut gif in [still, animated] {
+        gif[6..8].copy_from_slice(&60_000u16.to_le_bytes());
+        gif[8..10].copy_from_slice(&60_000u16.to_le_bytes());
+        let start = Instant::now();
+        let e = assert_refused(process(&gif, &Limits::default()), "gif bomb");
+        assert!(matches!(e, MediaError::TooLarge(_)), "{e:?}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}
