@@ -189,16 +189,27 @@ pub(crate) fn encode_preview(img: &DynamicImage) -> Result<Variant, MediaError> 
 }
 
 pub(crate) fn encode_jpeg(img: &DynamicImage, quality: u8) -> Result<Variant, MediaError> {
-    let pixels = match img {
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img.clone(),
-        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA8(_) => {
-            DynamicImage::ImageLuma8(img.to_luma8())
-        }
-        _ => DynamicImage::ImageRgb8(img.to_rgb8()),
-    };
     let mut out = Vec::new();
-    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-    pixels.write_with_encoder(encoder).map_err(encode_error)?;
+    let (w, h) = (
+        u16::try_from(img.width()).map_err(|_| invalid("the image is too wide for JPEG"))?,
+        u16::try_from(img.height()).map_err(|_| invalid("the image is too tall for JPEG"))?,
+    );
+    let encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    let result = match img {
+        DynamicImage::ImageLuma8(gray) => {
+            encoder.encode(gray.as_raw(), w, h, jpeg_encoder::ColorType::Luma)
+        }
+        DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageLumaA16(_) => {
+            encoder.encode(img.to_luma8().as_raw(), w, h, jpeg_encoder::ColorType::Luma)
+        }
+        DynamicImage::ImageRgb8(rgb) => {
+            encoder.encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+        }
+        _ => encoder.encode(img.to_rgb8().as_raw(), w, h, jpeg_encoder::ColorType::Rgb),
+    };
+    result.map_err(|e| MediaError::Invalid(format!("the image cannot be re-encoded ({e})")))?;
     Ok(variant(out, "image/jpeg", "jpg", img))
 }
 

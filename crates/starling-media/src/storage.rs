@@ -148,9 +148,20 @@ impl FsStorage {
                 .await
                 .map_err(|e| io_error("syncing", &tmp, e))?;
             drop(file);
-            tokio::fs::rename(&tmp, target)
-                .await
-                .map_err(|e| io_error("renaming into", target, e))
+            match tokio::fs::rename(&tmp, target).await {
+                // The directory was removed by a delete of a sibling key
+                // since it was made: make it again, once.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    if let Some(parent) = target.parent() {
+                        tokio::fs::create_dir_all(parent)
+                            .await
+                            .map_err(|e| io_error("creating", parent, e))?;
+                    }
+                    tokio::fs::rename(&tmp, target).await
+                }
+                other => other,
+            }
+            .map_err(|e| io_error("renaming into", target, e))
         }
         .await;
         if result.is_err() {
@@ -205,12 +216,13 @@ impl MediaStorage for FsStorage {
                 Err(e) => return Err(io_error("removing", &path, e)),
             }
         }
-        // Best effort: drop the now empty `media/<id>` directories.
-        for base in [self.root.clone(), self.root.join(TYPES_DIR)] {
-            let mut dir = base.join(key);
-            while dir.pop() && dir != base && dir.starts_with(&base) {
-                if tokio::fs::remove_dir(&dir).await.is_err() {
-                    break;
+        // Best effort: drop the key's directory (`media/<id>`) once empty;
+        // never higher, where other keys' directories are being made. A
+        // put racing with this re-creates it (see `write_atomic`).
+        if key.contains('/') {
+            for path in [self.object_path(key), self.type_path(key)] {
+                if let Some(dir) = path.parent() {
+                    let _ = tokio::fs::remove_dir(dir).await;
                 }
             }
         }

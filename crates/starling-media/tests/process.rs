@@ -571,12 +571,19 @@ fn video_over_the_duration_limit_or_deadline_is_refused() {
 #[test]
 #[ignore = "timing, run by hand in release mode"]
 fn timing_2mb_jpeg() {
-    // Noisy 2400x1800 (4.3 MP) at quality 95: about 2 MB, like a phone photo.
+    // A noisy 2400x1800 (4.3 MP) photo, at the quality that makes it about
+    // 2 MB, like a phone's.
     let img = photo(2400, 1800);
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
-        .encode_image(&img)
-        .expect("encode");
+    for quality in (40..=95).rev().step_by(5) {
+        jpeg.clear();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality)
+            .encode_image(&img)
+            .expect("encode");
+        if jpeg.len() <= 2_200_000 {
+            break;
+        }
+    }
     let limits = Limits::default();
     let _ = process(&jpeg, &limits).expect("warm up");
     let runs = 5;
@@ -589,4 +596,32 @@ fn timing_2mb_jpeg() {
         "process(): {ms:.0} ms per {:.1} MB 2400x1800 JPEG (decode, re-encode at q90, preview, blurhash), one thread",
         jpeg.len() as f64 / 1e6
     );
+}
+
+#[test]
+fn gif_declaring_a_huge_screen_is_refused_before_decoding() {
+    // The logical screen size in the header, patched to 60000x60000; still
+    // and animated (the latter before ffmpeg is ever run).
+    let still = encode(&halves(8, 8), ImageFormat::Gif);
+    let mut animated = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut animated);
+        let frames = (0..2).map(|_| {
+            image::Frame::from_parts(
+                RgbaImage::from_pixel(8, 8, Rgba([1, 2, 3, 255])),
+                0,
+                0,
+                image::Delay::from_numer_denom_ms(50, 1),
+            )
+        });
+        enc.encode_frames(frames).expect("gif");
+    }
+    for mut gif in [still, animated] {
+        gif[6..8].copy_from_slice(&60_000u16.to_le_bytes());
+        gif[8..10].copy_from_slice(&60_000u16.to_le_bytes());
+        let start = Instant::now();
+        let e = assert_refused(process(&gif, &Limits::default()), "gif bomb");
+        assert!(matches!(e, MediaError::TooLarge(_)), "{e:?}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
 }

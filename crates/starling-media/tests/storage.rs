@@ -302,3 +302,29 @@ async fn s3_wrong_credentials_are_a_storage_error() {
     // The secret never shows in the config's Debug output.
     assert!(!format!("{cfg:?}").contains("not-the-secret"));
 }
+
+#[tokio::test]
+async fn fs_puts_survive_deletes_of_sibling_keys() {
+    // A delete removes its key's now-empty directory; a put into that
+    // directory at the same moment must still land.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(FsStorage::new(dir.path().to_path_buf()));
+    for round in 0..50u32 {
+        let a = format!("media/{round}/small.jpg");
+        let b = format!("media/{round}/original.jpg");
+        storage
+            .put(&a, Bytes::from_static(b"a"), "image/jpeg")
+            .await
+            .expect("put a");
+        let (s1, s2) = (storage.clone(), storage.clone());
+        let (ka, kb) = (a.clone(), b.clone());
+        let del = tokio::spawn(async move { s1.delete(&ka).await });
+        let put =
+            tokio::spawn(async move { s2.put(&kb, Bytes::from_static(b"b"), "image/jpeg").await });
+        del.await.expect("task").expect("delete");
+        put.await.expect("task").expect("put beside a delete");
+        let got = storage.get(&b).await.expect("get").expect("present");
+        assert_eq!(&got.bytes[..], b"b");
+        assert_eq!(got.content_type, "image/jpeg");
+    }
+}
