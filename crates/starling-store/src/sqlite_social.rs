@@ -229,6 +229,19 @@ async fn remove_follow(
     Ok(true)
 }
 
+/// Whether `a` blocks `b` or `b` blocks `a`.
+async fn blocked_between(conn: &mut SqliteConnection, a: Id, b: Id) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (account_id = ?1 AND target_id = ?2) \
+                                               OR (account_id = ?2 AND target_id = ?1))",
+    )
+    .bind(a.as_i64())
+    .bind(b.as_i64())
+    .fetch_one(conn)
+    .await
+    .map_err(map_err)
+}
+
 /// Creates `follower -> followee` (row id `stamp.id`) with its counters and
 /// event: `Followed`, or `FollowRequestAuthorized` when the followee
 /// accepted a request.
@@ -1153,6 +1166,12 @@ impl GraphStore for SqliteStore {
             .begin()
             .await
             .map_err(map_err)?;
+        // Checked inside the transaction (one writer at a time): a block
+        // committed while this follow was on its way is seen here, and a
+        // block committed after it removes what this writes.
+        if blocked_between(&mut tx, follower, followee).await? {
+            return Ok(FollowOutcome::Blocked);
+        }
         let updated = sqlx::query(
             "UPDATE follows SET reblogs = ?, notify = ? WHERE follower_id = ? AND followee_id = ?",
         )

@@ -65,13 +65,16 @@ pub(crate) async fn bump_status(
 }
 
 /// Whether, on `me`'s side, a block between `me` and `other` (either way)
-/// newer than `than` exists or existed (ended blocks count: what they
-/// severed stays severed).
+/// is in force, or one newer than `than` existed (ended blocks count: what
+/// they severed stays severed). A follow or request arriving here then is
+/// refused, whatever its id: a follow stamped after a block but committed
+/// on its side before the block got there must not survive it.
 async fn blocked_since(conn: &mut PgConnection, me: Id, other: Id, than: Id) -> StoreResult<bool> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks WHERE account_id = $1 AND target_id = $2 AND id > $3) \
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE account_id = $1 AND target_id = $2 \
+                        AND (id > $3 OR NOT ended)) \
              OR EXISTS (SELECT 1 FROM blocked_by WHERE target_id = $1 AND account_id = $2 \
-                        AND id > $3)",
+                        AND (id > $3 OR NOT ended))",
     )
     .bind(me.as_i64())
     .bind(other.as_i64())
@@ -195,11 +198,13 @@ pub(crate) async fn remove_request(
     Ok(gone.map(Id::from_i64))
 }
 
-/// Removes, on `me`'s side, the follows and requests between `me` and
-/// `other` (both ways) made before the block `block`, fixing `me`'s
-/// counters. Both sides of a block apply this same rule (a follow survives
-/// a block only if it is newer), so they agree whichever order a block and
-/// a follow crossing it arrive in.
+/// Removes, on `me`'s side (the blocked account's, when the block reaches
+/// it), the follows and requests between `me` and `other` (both ways) made
+/// before the block `block`, fixing `me`'s counters. Newer ones are either
+/// made after the block ended (and stand) or were made here before the
+/// block arrived: their own op then finds the block on the blocker's side,
+/// or the blocker's side removed their row, and either way they are undone
+/// here by id (see [`sever_all`] and [`blocked_since`]).
 pub(crate) async fn sever(
     conn: &mut PgConnection,
     me: Id,
@@ -238,6 +243,92 @@ pub(crate) async fn sever(
     )
     .await?;
     Ok(())
+}
+
+/// Whether a block between `a` and `b` (either way) is in force on this
+/// side (a follow's first side refuses then).
+pub(crate) async fn blocked_now(conn: &mut PgConnection, a: Id, b: Id) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE NOT ended \
+                        AND ((account_id = $1 AND target_id = $2) \
+                          OR (account_id = $2 AND target_id = $1))) \
+             OR EXISTS (SELECT 1 FROM blocked_by WHERE NOT ended \
+                        AND ((target_id = $1 AND account_id = $2) \
+                          OR (target_id = $2 AND account_id = $1)))",
+    )
+    .bind(a.as_i64())
+    .bind(b.as_i64())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)
+}
+
+/// What a block's first side removed between `me` (the blocker) and
+/// `other`: the ids of the rows, which the other side's copies are
+/// removed by.
+#[derive(Debug, Default)]
+pub(crate) struct Severed {
+    /// `me -> other`.
+    pub(crate) following: Option<Id>,
+    /// `other -> me`.
+    pub(crate) followed_by: Option<Id>,
+    /// `me`'s request to follow `other`.
+    pub(crate) requested: Option<Id>,
+    /// `other`'s request to follow `me`.
+    pub(crate) requested_by: Option<Id>,
+}
+
+/// Removes, on the blocker `me`'s side, every follow and request between
+/// `me` and `other` (both ways), whatever their ids, fixing `me`'s
+/// counters. The blocker's side holds the pair's lock, so nothing it
+/// misses can be committed here before the block: the ids returned are
+/// what the other side must drop too.
+pub(crate) async fn sever_all(conn: &mut PgConnection, me: Id, other: Id) -> StoreResult<Severed> {
+    let one = |sql: &'static str| {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(me.as_i64())
+            .bind(other.as_i64())
+    };
+    let following = one(
+        "DELETE FROM follows_out WHERE follower_id = $1 AND followee_id = $2 RETURNING id",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .map(Id::from_i64);
+    if following.is_some() {
+        bump_account(conn, me, "following_count", -1).await?;
+    }
+    let followed_by = one(
+        "DELETE FROM follows_in WHERE followee_id = $1 AND follower_id = $2 RETURNING id",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .map(Id::from_i64);
+    if followed_by.is_some() {
+        bump_account(conn, me, "followers_count", -1).await?;
+    }
+    let requested = one(
+        "DELETE FROM follow_requests_out WHERE follower_id = $1 AND followee_id = $2 RETURNING id",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .map(Id::from_i64);
+    let requested_by = one(
+        "DELETE FROM follow_requests_in WHERE followee_id = $1 AND follower_id = $2 RETURNING id",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .map(Id::from_i64);
+    Ok(Severed {
+        following,
+        followed_by,
+        requested,
+        requested_by,
+    })
 }
 
 /// An account's large flag and its version (`(false, 0)` if unknown),

@@ -48,10 +48,13 @@
 //! - an authorization that arrives after the request was withdrawn is undone
 //!   on the followee's side; a request asked again meanwhile becomes the
 //!   follow, and its copy on the followee's side goes;
-//! - blocks and follows follow one rule on both sides, by id: a block
-//!   removes the follows and requests older than itself, and a follow or
-//!   request that arrives where a newer block exists (or existed: an unblock
-//!   keeps the block as a tombstone) is undone on the other side;
+//! - a follow never survives a block it raced: the follow's first side
+//!   refuses while it knows of a block; the block's first side removes every
+//!   follow and request between the two (whatever their ids) and sends their
+//!   removal by id; the block reaching the other side removes what is older
+//!   than itself there; and a follow or request that arrives where a block
+//!   is in force, or a newer one existed (an unblock keeps the block as a
+//!   tombstone), is undone on the other side by id;
 //! - a follow made from both sides at once (a follow crossing an
 //!   authorization) settles on the smaller of the two ids and on the
 //!   follower's options, on both sides;
