@@ -158,3 +158,12 @@ pub trait Store: StatusStore + GraphStore + NotificationStore + OutboxStore {
     /// Removes a token; `true` if it existed.
     async fn revoke_token(&self, shard: ShardId, hash: &SecretHash) -> StoreResult<bool>;
 }
+
+/// Whether `text` (a name, a prefix, a client id a read looks up) can match
+/// nothing: it holds a NUL, which no stored text does (the API edge refuses
+/// NUL, and PostgreSQL cannot even compare it: it errors). The reads that
+/// take user text answer "nothing" for it on every adapter alike.
+pub(crate) fn names_nothing(text: &str) -> bool {
+    text.contains('\0')
+}
+

@@ -836,6 +836,9 @@ impl StatusStore for SqliteStore {
         filter: &AccountStatusFilter,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(filter.tagged.as_deref().unwrap_or("")) {
+            return Ok(vec![]);
+        }
         let mut sql = format!(
             "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ? \
              AND (s.visibility <= ?"
@@ -890,6 +893,9 @@ impl StatusStore for SqliteStore {
     }
 
     async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(tag) {
+            return Ok(vec![]);
+        }
         let shard = starling_domain::ShardId::for_key(tag);
         let mut sql = format!(
             "SELECT {STATUS_COLUMNS} FROM status_tags t JOIN statuses s ON s.id = t.status_id \
@@ -931,6 +937,9 @@ impl StatusStore for SqliteStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<String>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let mut names = Vec::new();
         for db in self.physical_dbs() {
@@ -1087,6 +1096,9 @@ impl GraphStore for SqliteStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<Account>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
         let mut exact = Vec::new();

@@ -561,6 +561,9 @@ impl GraphStore for PgStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<Account>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
         let upper = upper.as_str();

@@ -556,6 +556,9 @@ impl StatusStore for PgStore {
         filter: &AccountStatusFilter,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(filter.tagged.as_deref().unwrap_or("")) {
+            return Ok(vec![]);
+        }
         let rows = self
             .reader(account_id.shard())
             .read(|pool| async move {
@@ -616,6 +619,9 @@ impl StatusStore for PgStore {
     }
 
     async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(tag) {
+            return Ok(vec![]);
+        }
         // The tag's rows are on the tag's shard, the statuses on their
         // authors': page the rows, then fetch the statuses.
         let rows = self
@@ -686,6 +692,9 @@ impl StatusStore for PgStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<String>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
         let upper = upper.as_str();
