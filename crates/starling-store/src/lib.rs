@@ -167,3 +167,17 @@ pub(crate) fn names_nothing(text: &str) -> bool {
     text.contains('\0')
 }
 
+/// Whether a status of this visibility counts in its author's
+/// `statuses_count` (as Mastodon counts: not a direct one).
+pub(crate) fn counts_for_author(visibility: starling_domain::Visibility) -> bool {
+    visibility != starling_domain::Visibility::Direct
+}
+
+/// Whether a reply counts in its parent's `replies_count`, and a boost is
+/// listed in `reblogged_by` (as Mastodon does: public and unlisted ones).
+pub(crate) fn listed(visibility: starling_domain::Visibility) -> bool {
+    matches!(
+        visibility,
+        starling_domain::Visibility::Public | starling_domain::Visibility::Unlisted
+    )
+}

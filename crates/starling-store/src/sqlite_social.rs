@@ -604,10 +604,14 @@ impl StatusStore for SqliteStore {
                     s.created_at_ms,
                 ])?;
                 tx.prepare_cached(
-                    "UPDATE accounts SET statuses_count = statuses_count + 1, \
+                    "UPDATE accounts SET statuses_count = statuses_count + ?, \
                      last_status_at = MAX(COALESCE(last_status_at, 0), ?) WHERE id = ?",
                 )?
-                .execute([s.created_at_ms, author])?;
+                .execute([
+                    i64::from(crate::counts_for_author(s.visibility)),
+                    s.created_at_ms,
+                    author,
+                ])?;
                 let bump = |column: &str, id: Id| {
                     tx.prepare_cached(&format!(
                         "UPDATE statuses SET {column} = MAX({column} + 1, 0) WHERE id = ?"
@@ -619,7 +623,9 @@ impl StatusStore for SqliteStore {
                         "INSERT OR IGNORE INTO status_replies (parent_id, reply_id) VALUES (?, ?)",
                     )?
                     .execute([parent.as_i64(), s.id.as_i64()])?;
-                    bump("replies_count", parent)?;
+                    if crate::listed(s.visibility) {
+                        bump("replies_count", parent)?;
+                    }
                 }
                 if let Some(original) = s.reblog_of_id {
                     bump("reblogs_count", original)?;
@@ -697,21 +703,26 @@ impl StatusStore for SqliteStore {
         let status = status_from_row(&row)?;
 
         // Boosts of it go with it.
-        let boosters: Vec<i64> =
-            sqlx::query_scalar("DELETE FROM statuses WHERE reblog_of_id = ? RETURNING account_id")
-                .bind(id.as_i64())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        for booster in boosters {
-            bump_account(&mut tx, Id::from_i64(booster), "statuses_count", -1).await?;
+        let boosters: Vec<(i64, i64)> = sqlx::query_as(
+            "DELETE FROM statuses WHERE reblog_of_id = ? RETURNING account_id, visibility",
+        )
+        .bind(id.as_i64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for (booster, visibility) in boosters {
+            if crate::counts_for_author(visibility_from(visibility)?) {
+                bump_account(&mut tx, Id::from_i64(booster), "statuses_count", -1).await?;
+            }
         }
         sqlx::query("DELETE FROM statuses WHERE id = ?")
             .bind(id.as_i64())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        bump_account(&mut tx, account_id, "statuses_count", -1).await?;
+        if crate::counts_for_author(status.visibility) {
+            bump_account(&mut tx, account_id, "statuses_count", -1).await?;
+        }
         if let Some(parent) = status.in_reply_to_id {
             sqlx::query("DELETE FROM status_replies WHERE parent_id = ? AND reply_id = ?")
                 .bind(parent.as_i64())
@@ -719,7 +730,9 @@ impl StatusStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            bump_status(&mut tx, parent, "replies_count", -1).await?;
+            if crate::listed(status.visibility) {
+                bump_status(&mut tx, parent, "replies_count", -1).await?;
+            }
         }
         if let Some(original) = status.reblog_of_id {
             bump_status(&mut tx, original, "reblogs_count", -1).await?;
@@ -1060,7 +1073,8 @@ impl StatusStore for SqliteStore {
     async fn reblogged_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             status_id,
-            "SELECT id, account_id FROM statuses WHERE reblog_of_id = ?",
+            // Only boosts anyone may see listed (as Mastodon lists them).
+            "SELECT id, account_id FROM statuses WHERE visibility <= 1 AND reblog_of_id = ?",
             status_id,
             page,
         )

@@ -84,6 +84,9 @@ macro_rules! store_conformance_suite {
             statuses_by_authors_merges_their_statuses,
             search_tags_by_prefix,
             interactions_among_match_favourites_and_boosts,
+            statuses_count_leaves_out_direct_posts,
+            replies_count_counts_public_and_unlisted_replies,
+            reblogged_by_lists_public_and_unlisted_boosts,
             // graph
             accounts_multi_get_skips_missing,
             search_accounts_by_username_and_display_name,

@@ -15,6 +15,9 @@ use super::map_err;
 use super::mirror::{Action, Op};
 use crate::StoreResult;
 
+/// The stored code of [`starling_domain::Visibility::Direct`].
+const DIRECT: i16 = 3;
+
 /// Runs `sql` with `binds` (ids), returning how many rows it touched.
 async fn exec(conn: &mut PgConnection, sql: &str, binds: &[i64]) -> StoreResult<u64> {
     let mut query = sqlx::query(sql);
@@ -679,28 +682,39 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
                 .await
                 .map_err(map_err)?;
         }
-        Action::ReplyAdded { parent, reply } => {
+        Action::ReplyAdded {
+            parent,
+            reply,
+            counted,
+        } => {
             if status_exists(conn, *parent).await? {
-                let inserted = exec(
-                    conn,
-                    "INSERT INTO status_replies (parent_id, reply_id) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                    &[parent.as_i64(), reply.as_i64()],
+                let inserted = sqlx::query(
+                    "INSERT INTO status_replies (parent_id, reply_id, counted) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
-                .await?;
-                if inserted > 0 {
+                .bind(parent.as_i64())
+                .bind(reply.as_i64())
+                .bind(counted)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if inserted > 0 && *counted {
                     bump_status(conn, *parent, "replies_count", 1).await?;
                 }
             }
         }
         Action::ReplyRemoved { parent, reply } => {
-            let gone = exec(
-                conn,
-                "DELETE FROM status_replies WHERE parent_id = $1 AND reply_id = $2",
-                &[parent.as_i64(), reply.as_i64()],
+            let gone: Option<bool> = sqlx::query_scalar(
+                "DELETE FROM status_replies WHERE parent_id = $1 AND reply_id = $2 \
+                 RETURNING counted",
             )
-            .await?;
-            if gone > 0 {
+            .bind(parent.as_i64())
+            .bind(reply.as_i64())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            if gone == Some(true) {
                 bump_status(conn, *parent, "replies_count", -1).await?;
             }
         }
@@ -708,6 +722,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
             original,
             boost,
             account,
+            listed,
         } => {
             if !status_exists(conn, *original).await? {
                 answer.push(Op {
@@ -718,13 +733,18 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
                 });
                 return Ok(answer);
             }
-            let inserted = exec(
-                conn,
-                "INSERT INTO status_reblogs (status_id, boost_id, account_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-                &[original.as_i64(), boost.as_i64(), account.as_i64()],
+            let inserted = sqlx::query(
+                "INSERT INTO status_reblogs (status_id, boost_id, account_id, listed) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
-            .await?;
+            .bind(original.as_i64())
+            .bind(boost.as_i64())
+            .bind(account.as_i64())
+            .bind(listed)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
             if inserted > 0 {
                 bump_status(conn, *original, "reblogs_count", 1).await?;
             }
@@ -742,14 +762,18 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
         }
         Action::BoostsGone { boosts } => {
             for (booster, boost) in boosts {
-                let gone = exec(
-                    conn,
+                let gone: Option<i16> = sqlx::query_scalar(
                     "DELETE FROM statuses \
-                     WHERE id = $1 AND account_id = $2 AND reblog_of_id IS NOT NULL",
-                    &[boost.as_i64(), booster.as_i64()],
+                     WHERE id = $1 AND account_id = $2 AND reblog_of_id IS NOT NULL \
+                     RETURNING visibility",
                 )
-                .await?;
-                if gone > 0 {
+                .bind(boost.as_i64())
+                .bind(booster.as_i64())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                // A direct status is not in the count (a boost never is).
+                if gone.is_some_and(|v| v != DIRECT) {
                     bump_account(conn, *booster, "statuses_count", -1).await?;
                 }
             }

@@ -237,15 +237,24 @@ pub(crate) enum Action {
     /// Favouriters' side: their favourites of `status` go (it was deleted,
     /// or was gone when the favourite arrived).
     FavouritesGone { status: Id, accounts: Vec<Id> },
-    /// Parent's side: a reply to it.
-    ReplyAdded { parent: Id, reply: Id },
+    /// Parent's side: a reply to it (counted in `replies_count` if
+    /// `counted`: a public or unlisted reply).
+    ReplyAdded {
+        parent: Id,
+        reply: Id,
+        #[serde(default = "yes")]
+        counted: bool,
+    },
     /// Parent's side: the reply was deleted.
     ReplyRemoved { parent: Id, reply: Id },
-    /// Original's side: `account` boosted it with the status `boost`.
+    /// Original's side: `account` boosted it with the status `boost`
+    /// (listed in `reblogged_by` if `listed`: a public or unlisted boost).
     BoostAdded {
         original: Id,
         boost: Id,
         account: Id,
+        #[serde(default = "yes")]
+        listed: bool,
     },
     /// Original's side: the boost was deleted.
     BoostRemoved { original: Id, boost: Id },
@@ -260,6 +269,11 @@ pub(crate) enum Action {
     },
     /// Tag's side: the status was deleted.
     Untagged { tag: String, status: Id },
+}
+
+/// What ops written before a field existed mean by it.
+fn yes() -> bool {
+    true
 }
 
 impl Action {

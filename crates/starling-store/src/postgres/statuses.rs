@@ -168,11 +168,12 @@ impl PgStore {
         }
         inserted.map_err(map_err)?;
         sqlx::query(
-            "UPDATE accounts SET statuses_count = statuses_count + 1, \
+            "UPDATE accounts SET statuses_count = statuses_count + $3, \
              last_status_at = GREATEST(last_status_at, $1) WHERE id = $2",
         )
         .bind(s.created_at_ms)
         .bind(author.as_i64())
+        .bind(i64::from(crate::counts_for_author(s.visibility)))
         .execute(side.conn())
         .await
         .map_err(map_err)?;
@@ -182,6 +183,7 @@ impl PgStore {
                 Action::ReplyAdded {
                     parent,
                     reply: s.id,
+                    counted: crate::listed(s.visibility),
                 },
             );
         }
@@ -192,6 +194,7 @@ impl PgStore {
                     original,
                     boost: s.id,
                     account: author,
+                    listed: crate::listed(s.visibility),
                 },
             );
         }
@@ -279,7 +282,9 @@ impl PgStore {
             .execute(side.conn())
             .await
             .map_err(map_err)?;
-        bump_account(side.conn(), account_id, "statuses_count", -1).await?;
+        if crate::counts_for_author(status.visibility) {
+            bump_account(side.conn(), account_id, "statuses_count", -1).await?;
+        }
 
         for (shard, boosts) in boosts_by_shard {
             side.mirror(shard, Action::BoostsGone { boosts });
@@ -772,7 +777,8 @@ impl StatusStore for PgStore {
     async fn reblogged_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             status_id.shard(),
-            "SELECT boost_id, account_id FROM status_reblogs WHERE status_id = ",
+            // Only boosts anyone may see (as Mastodon lists them).
+            "SELECT boost_id, account_id FROM status_reblogs WHERE listed AND status_id = ",
             status_id,
             ("boost_id", "account_id"),
             page,
