@@ -872,8 +872,10 @@ impl StatusStore for SqliteStore {
             sql.push_str(" AND s.reblog_of_id IS NULL");
         }
         if let Some(tag) = &filter.tagged {
-            sql.push_str(" AND (' ' || s.tags || ' ') LIKE ?");
-            params.push(Param::Text(format!("% {tag} %")));
+            // `tags` is a space-separated list of names: the whole name,
+            // compared exactly (with LIKE, `_` and `%` would be wildcards).
+            sql.push_str(" AND instr(' ' || s.tags || ' ', ?) > 0");
+            params.push(Param::Text(format!(" {tag} ")));
         }
         page_sql(&mut sql, &mut params, "s.id", page);
         self.statuses_where(account_id.shard(), &sql, &params, page)

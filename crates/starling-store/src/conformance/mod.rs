@@ -87,6 +87,7 @@ macro_rules! store_conformance_suite {
             statuses_count_leaves_out_direct_posts,
             replies_count_counts_public_and_unlisted_replies,
             reblogged_by_lists_public_and_unlisted_boosts,
+            tagged_filter_compares_tags_exactly,
             // graph
             accounts_multi_get_skips_missing,
             search_accounts_by_username_and_display_name,

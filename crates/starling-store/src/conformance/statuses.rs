@@ -1502,3 +1502,45 @@ pub async fn reblogged_by_lists_public_and_unlisted_boosts(store: &dyn Store) {
         "its booster still finds the followers-only boost"
     );
 }
+
+pub async fn tagged_filter_compares_tags_exactly(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let exact = create(store, tagged(&ids, alice, &["a_b"])).await;
+    create(store, tagged(&ids, alice, &["axb"])).await;
+    create(store, tagged(&ids, alice, &["a_bc"])).await;
+    create(store, tagged(&ids, alice, &["xa_b"])).await;
+    create(store, tagged(&ids, alice, &["a%b"])).await;
+    let with = |tag: &str| AccountStatusFilter {
+        exclude_replies: false,
+        exclude_reblogs: false,
+        up_to: Visibility::Direct,
+        mentioning: None,
+        tagged: Some(tag.to_owned()),
+    };
+    let found = status_ids(
+        store
+            .account_statuses(alice, &with("a_b"), &Page::first(10))
+            .await
+            .expect("account statuses"),
+    );
+    assert_eq!(
+        found,
+        vec![exact.id],
+        "`_` is a character, not a wildcard; a tag matches whole"
+    );
+    let found = status_ids(
+        store
+            .account_statuses(alice, &with("a%"), &Page::first(10))
+            .await
+            .expect("account statuses"),
+    );
+    assert!(found.is_empty(), "`%` is a character, not a wildcard");
+    for status in store
+        .account_statuses(alice, &with("a_b"), &Page::first(10))
+        .await
+        .expect("account statuses")
+    {
+        assert!(with("a_b").admits(&status), "the Rust filter agrees");
+    }
+}
