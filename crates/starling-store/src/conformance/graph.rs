@@ -1564,6 +1564,10 @@ pub async fn follow_racing_a_block_never_survives_it(store: &dyn Store) {
         assert_eq!(counts(store, bob).await, (0, 0), "{why}: counters");
         assert!(store.unblock(alice, bob).await.expect("unblock"));
         assert_severed(store, alice, bob, &format!("{why}, after the unblock")).await;
-        assert_eq!(counts(store, alice).await, (0, 0), "{why}: counters after the unblock");
+        assert_eq!(
+            counts(store, alice).await,
+            (0, 0),
+            "{why}: counters after the unblock"
+        );
     }
 }

@@ -479,7 +479,11 @@ pub async fn text_with_nul_finds_nothing(store: &dyn Store) {
                 .is_none(),
             "{text:?}: no account"
         );
-        assert!(store.login_by_username(text).await.expect("login").is_none());
+        assert!(store
+            .login_by_username(text)
+            .await
+            .expect("login")
+            .is_none());
         assert!(store
             .login_by_email(&format!("{text}@example.com"))
             .await

@@ -1403,7 +1403,11 @@ pub async fn statuses_count_leaves_out_direct_posts(store: &dyn Store) {
     assert_eq!(reload(store, alice).await.statuses_count, 3);
     // The original goes, and the boost with it.
     delete(store, &ids, &original).await;
-    assert!(store.status(private_boost.id).await.expect("read").is_none());
+    assert!(store
+        .status(private_boost.id)
+        .await
+        .expect("read")
+        .is_none());
     assert_eq!(
         reload(store, alice).await.statuses_count,
         2,

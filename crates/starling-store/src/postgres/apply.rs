@@ -292,23 +292,21 @@ pub(crate) async fn sever_all(conn: &mut PgConnection, me: Id, other: Id) -> Sto
             .bind(me.as_i64())
             .bind(other.as_i64())
     };
-    let following = one(
-        "DELETE FROM follows_out WHERE follower_id = $1 AND followee_id = $2 RETURNING id",
-    )
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .map(Id::from_i64);
+    let following =
+        one("DELETE FROM follows_out WHERE follower_id = $1 AND followee_id = $2 RETURNING id")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .map(Id::from_i64);
     if following.is_some() {
         bump_account(conn, me, "following_count", -1).await?;
     }
-    let followed_by = one(
-        "DELETE FROM follows_in WHERE followee_id = $1 AND follower_id = $2 RETURNING id",
-    )
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .map(Id::from_i64);
+    let followed_by =
+        one("DELETE FROM follows_in WHERE followee_id = $1 AND follower_id = $2 RETURNING id")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .map(Id::from_i64);
     if followed_by.is_some() {
         bump_account(conn, me, "followers_count", -1).await?;
     }
