@@ -53,6 +53,10 @@ impl Core {
             .store
             .follow(me, target, options, account.locked, stamp)
             .await?;
+        if outcome == FollowOutcome::Blocked {
+            // A block committed after the check above.
+            return Err(CoreError::Forbidden(NOT_ALLOWED));
+        }
         if outcome == FollowOutcome::Following && !rel.following
             || outcome == FollowOutcome::Requested && !rel.requested
         {

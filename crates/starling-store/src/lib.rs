@@ -161,3 +161,26 @@ pub trait Store: StatusStore + GraphStore + NotificationStore + OutboxStore + Me
     /// Removes a token; `true` if it existed.
     async fn revoke_token(&self, shard: ShardId, hash: &SecretHash) -> StoreResult<bool>;
 }
+
+/// Whether `text` (a name, a prefix, a client id a read looks up) can match
+/// nothing: it holds a NUL, which no stored text does (the API edge refuses
+/// NUL, and PostgreSQL cannot even compare it: it errors). The reads that
+/// take user text answer "nothing" for it on every adapter alike.
+pub(crate) fn names_nothing(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// Whether a status of this visibility counts in its author's
+/// `statuses_count` (as Mastodon counts: not a direct one).
+pub(crate) fn counts_for_author(visibility: starling_domain::Visibility) -> bool {
+    visibility != starling_domain::Visibility::Direct
+}
+
+/// Whether a reply counts in its parent's `replies_count`, and a boost is
+/// listed in `reblogged_by` (as Mastodon does: public and unlisted ones).
+pub(crate) fn listed(visibility: starling_domain::Visibility) -> bool {
+    matches!(
+        visibility,
+        starling_domain::Visibility::Public | starling_domain::Visibility::Unlisted
+    )
+}

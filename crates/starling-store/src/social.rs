@@ -105,6 +105,10 @@ pub enum FollowOutcome {
     Following,
     /// A follow request is pending (newly, or already was).
     Requested,
+    /// Nothing written: one of the two blocks the other (checked inside
+    /// the follow's own transaction, so a block committed meanwhile is
+    /// seen).
+    Blocked,
 }
 
 /// Which notifications a listing wants.
@@ -319,7 +323,10 @@ pub trait GraphStore: Send + Sync + 'static {
     /// existing follow or request only has its options updated. A new follow
     /// (row id `stamp.id`) bumps both counters and emits `Followed`; a new
     /// request emits `FollowRequested`. The follow row remembers whether the
-    /// followee is large (see [`GraphStore::set_large`]).
+    /// followee is large (see [`GraphStore::set_large`]). While either
+    /// blocks the other, nothing is written and the answer is
+    /// [`FollowOutcome::Blocked`]; a follow racing a block never survives
+    /// it, on either side.
     async fn follow(
         &self,
         follower: Id,

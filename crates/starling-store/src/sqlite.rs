@@ -359,6 +359,9 @@ impl Store for SqliteStore {
     }
 
     async fn account_by_username(&self, username_key: &str) -> StoreResult<Option<Account>> {
+        if crate::names_nothing(username_key) {
+            return Ok(None);
+        }
         self.db(ShardId::for_key(username_key))
             .fast
             .with(|c| {
@@ -372,6 +375,9 @@ impl Store for SqliteStore {
     }
 
     async fn login_by_email(&self, email_key: &str) -> StoreResult<Option<Login>> {
+        if crate::names_nothing(email_key) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT account_id FROM email_directory WHERE email_key = ?")
             .bind(email_key)
             .fetch_optional(&self.db(ShardId::for_key(email_key)).reader)
@@ -391,6 +397,9 @@ impl Store for SqliteStore {
     }
 
     async fn login_by_username(&self, username_key: &str) -> StoreResult<Option<Login>> {
+        if crate::names_nothing(username_key) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT c.account_id, c.password_hash FROM accounts a \
              JOIN credentials c ON c.account_id = a.id WHERE a.username_key = ?",
@@ -488,6 +497,9 @@ impl Store for SqliteStore {
     }
 
     async fn app_by_client_id(&self, shard: ShardId, client_id: &str) -> StoreResult<Option<App>> {
+        if crate::names_nothing(client_id) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT * FROM oauth_apps WHERE client_id = ?")
             .bind(client_id)
             .fetch_optional(&self.db(shard).reader)

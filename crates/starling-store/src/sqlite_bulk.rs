@@ -434,7 +434,8 @@ impl BulkLoad for SqliteStore {
             "UPDATE accounts SET \
              followers_count = (SELECT COUNT(*) FROM follows WHERE followee_id = accounts.id), \
              following_count = (SELECT COUNT(*) FROM follows WHERE follower_id = accounts.id), \
-             statuses_count = (SELECT COUNT(*) FROM statuses WHERE account_id = accounts.id), \
+             statuses_count = (SELECT COUNT(*) FROM statuses WHERE account_id = accounts.id \
+                               AND visibility <> 3), \
              last_status_at = (SELECT created_at FROM statuses WHERE account_id = accounts.id \
                                ORDER BY id DESC LIMIT 1)",
         )

@@ -231,6 +231,19 @@ async fn remove_follow(
     Ok(true)
 }
 
+/// Whether `a` blocks `b` or `b` blocks `a`.
+async fn blocked_between(conn: &mut SqliteConnection, a: Id, b: Id) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (account_id = ?1 AND target_id = ?2) \
+                                               OR (account_id = ?2 AND target_id = ?1))",
+    )
+    .bind(a.as_i64())
+    .bind(b.as_i64())
+    .fetch_one(conn)
+    .await
+    .map_err(map_err)
+}
+
 /// Creates `follower -> followee` (row id `stamp.id`) with its counters and
 /// event: `Followed`, or `FollowRequestAuthorized` when the followee
 /// accepted a request.
@@ -618,10 +631,14 @@ impl StatusStore for SqliteStore {
                     media,
                 ])?;
                 tx.prepare_cached(
-                    "UPDATE accounts SET statuses_count = statuses_count + 1, \
+                    "UPDATE accounts SET statuses_count = statuses_count + ?, \
                      last_status_at = MAX(COALESCE(last_status_at, 0), ?) WHERE id = ?",
                 )?
-                .execute([s.created_at_ms, author])?;
+                .execute([
+                    i64::from(crate::counts_for_author(s.visibility)),
+                    s.created_at_ms,
+                    author,
+                ])?;
                 let bump = |column: &str, id: Id| {
                     tx.prepare_cached(&format!(
                         "UPDATE statuses SET {column} = MAX({column} + 1, 0) WHERE id = ?"
@@ -633,7 +650,9 @@ impl StatusStore for SqliteStore {
                         "INSERT OR IGNORE INTO status_replies (parent_id, reply_id) VALUES (?, ?)",
                     )?
                     .execute([parent.as_i64(), s.id.as_i64()])?;
-                    bump("replies_count", parent)?;
+                    if crate::listed(s.visibility) {
+                        bump("replies_count", parent)?;
+                    }
                 }
                 if let Some(original) = s.reblog_of_id {
                     bump("reblogs_count", original)?;
@@ -711,21 +730,26 @@ impl StatusStore for SqliteStore {
         let status = status_from_row(&row)?;
 
         // Boosts of it go with it.
-        let boosters: Vec<i64> =
-            sqlx::query_scalar("DELETE FROM statuses WHERE reblog_of_id = ? RETURNING account_id")
-                .bind(id.as_i64())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        for booster in boosters {
-            bump_account(&mut tx, Id::from_i64(booster), "statuses_count", -1).await?;
+        let boosters: Vec<(i64, i64)> = sqlx::query_as(
+            "DELETE FROM statuses WHERE reblog_of_id = ? RETURNING account_id, visibility",
+        )
+        .bind(id.as_i64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for (booster, visibility) in boosters {
+            if crate::counts_for_author(visibility_from(visibility)?) {
+                bump_account(&mut tx, Id::from_i64(booster), "statuses_count", -1).await?;
+            }
         }
         sqlx::query("DELETE FROM statuses WHERE id = ?")
             .bind(id.as_i64())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        bump_account(&mut tx, account_id, "statuses_count", -1).await?;
+        if crate::counts_for_author(status.visibility) {
+            bump_account(&mut tx, account_id, "statuses_count", -1).await?;
+        }
         if let Some(parent) = status.in_reply_to_id {
             sqlx::query("DELETE FROM status_replies WHERE parent_id = ? AND reply_id = ?")
                 .bind(parent.as_i64())
@@ -733,7 +757,9 @@ impl StatusStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            bump_status(&mut tx, parent, "replies_count", -1).await?;
+            if crate::listed(status.visibility) {
+                bump_status(&mut tx, parent, "replies_count", -1).await?;
+            }
         }
         if let Some(original) = status.reblog_of_id {
             bump_status(&mut tx, original, "reblogs_count", -1).await?;
@@ -858,6 +884,9 @@ impl StatusStore for SqliteStore {
         filter: &AccountStatusFilter,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(filter.tagged.as_deref().unwrap_or("")) {
+            return Ok(vec![]);
+        }
         let mut sql = format!(
             "SELECT {STATUS_COLUMNS} FROM statuses s WHERE s.account_id = ? \
              AND (s.visibility <= ?"
@@ -878,8 +907,10 @@ impl StatusStore for SqliteStore {
             sql.push_str(" AND s.reblog_of_id IS NULL");
         }
         if let Some(tag) = &filter.tagged {
-            sql.push_str(" AND (' ' || s.tags || ' ') LIKE ?");
-            params.push(Param::Text(format!("% {tag} %")));
+            // `tags` is a space-separated list of names: the whole name,
+            // compared exactly (with LIKE, `_` and `%` would be wildcards).
+            sql.push_str(" AND instr(' ' || s.tags || ' ', ?) > 0");
+            params.push(Param::Text(format!(" {tag} ")));
         }
         page_sql(&mut sql, &mut params, "s.id", page);
         self.statuses_where(account_id.shard(), &sql, &params, page)
@@ -912,6 +943,9 @@ impl StatusStore for SqliteStore {
     }
 
     async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(tag) {
+            return Ok(vec![]);
+        }
         let shard = starling_domain::ShardId::for_key(tag);
         let mut sql = format!(
             "SELECT {STATUS_COLUMNS} FROM status_tags t JOIN statuses s ON s.id = t.status_id \
@@ -953,6 +987,9 @@ impl StatusStore for SqliteStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<String>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let mut names = Vec::new();
         for db in self.physical_dbs() {
@@ -1073,7 +1110,8 @@ impl StatusStore for SqliteStore {
     async fn reblogged_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             status_id,
-            "SELECT id, account_id FROM statuses WHERE reblog_of_id = ?",
+            // Only boosts anyone may see listed (as Mastodon lists them).
+            "SELECT id, account_id FROM statuses WHERE visibility <= 1 AND reblog_of_id = ?",
             status_id,
             page,
         )
@@ -1109,6 +1147,9 @@ impl GraphStore for SqliteStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<Account>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
         let mut exact = Vec::new();
@@ -1188,6 +1229,12 @@ impl GraphStore for SqliteStore {
             .begin()
             .await
             .map_err(map_err)?;
+        // Checked inside the transaction (one writer at a time): a block
+        // committed while this follow was on its way is seen here, and a
+        // block committed after it removes what this writes.
+        if blocked_between(&mut tx, follower, followee).await? {
+            return Ok(FollowOutcome::Blocked);
+        }
         let updated = sqlx::query(
             "UPDATE follows SET reblogs = ?, notify = ? WHERE follower_id = ? AND followee_id = ?",
         )

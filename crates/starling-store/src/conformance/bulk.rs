@@ -327,7 +327,10 @@ async fn compare(bulk: &dyn Store, normal: &dyn Store, net: &Network) {
             (
                 followers.len() as i64,
                 following.len() as i64,
-                own.len() as i64,
+                // As Mastodon counts: not the direct ones.
+                own.iter()
+                    .filter(|s| s.visibility != Visibility::Direct)
+                    .count() as i64,
                 own.iter().map(|s| s.created_at_ms).max()
             ),
             "{name}'s counters"

@@ -1429,3 +1429,145 @@ pub async fn notified_followers_before_lists_earlier_follows(store: &dyn Store) 
 pub async fn notified_followers_before_leaves_out_later_follows(store: &dyn Store) {
     check_notified_before(store, true).await;
 }
+
+/// Asserts that nothing joins `a` and `b` either way, on either side: no
+/// follow, no request, in relationships and listings alike.
+async fn assert_severed(store: &dyn Store, a: Id, b: Id, why: &str) {
+    let second = |rows: Vec<(Id, Id)>| rows.into_iter().map(|r| r.1).collect::<Vec<_>>();
+    for (me, other) in [(a, b), (b, a)] {
+        let rel = relationship(store, me, other).await;
+        assert!(
+            !rel.following && !rel.requested && !rel.followed_by && !rel.requested_by,
+            "{why}: no follow nor request between them ({rel:?})"
+        );
+        let page = Page::first(40);
+        let followers = second(store.followers(me, &page).await.expect("followers"));
+        assert!(!followers.contains(&other), "{why}: not a follower");
+        let following = second(store.following(me, &page).await.expect("following"));
+        assert!(!following.contains(&other), "{why}: not followed");
+        let requests = second(store.follow_requests(me, &page).await.expect("requests"));
+        assert!(!requests.contains(&other), "{why}: no request listed");
+        assert!(
+            store
+                .followers_among(me, &[other])
+                .await
+                .expect("followers among")
+                .is_empty(),
+            "{why}: not among the followers"
+        );
+    }
+}
+
+pub async fn follows_and_requests_are_refused_while_blocked(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let bob = user(store, &ids, "bob").await.id;
+    assert!(store
+        .block(alice, bob, stamp(&ids, alice.shard()))
+        .await
+        .expect("block"));
+    take_events(store).await;
+    for request in [false, true] {
+        assert_eq!(
+            follow(store, &ids, bob, alice, PLAIN, request).await.0,
+            FollowOutcome::Blocked,
+            "the blocked cannot follow nor ask to (request: {request})"
+        );
+        assert_eq!(
+            follow(store, &ids, alice, bob, PLAIN, request).await.0,
+            FollowOutcome::Blocked,
+            "the blocker cannot follow nor ask to (request: {request})"
+        );
+    }
+    assert_no_events(store, "a refused follow emits nothing").await;
+    assert_severed(store, alice, bob, "refused while blocked").await;
+    assert_eq!(counts(store, alice).await, (0, 0));
+    assert_eq!(counts(store, bob).await, (0, 0));
+
+    assert!(store.unblock(alice, bob).await.expect("unblock"));
+    assert_eq!(
+        follow(store, &ids, bob, alice, PLAIN, false).await.0,
+        FollowOutcome::Following,
+        "after the unblock a follow stands"
+    );
+    assert!(relationship(store, bob, alice).await.following);
+    assert_eq!(counts(store, alice).await, (1, 0));
+}
+
+pub async fn a_block_severs_follows_stamped_after_it(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let bob = user(store, &ids, "bob").await.id;
+    let carol = user(store, &ids, "carol").await.id;
+    // The blocks are stamped first, the follows after: the follows'
+    // calls are ahead of the blocks' (as when a follow is in flight while
+    // the block is being made), but their ids are newer.
+    let block_bob = stamp(&ids, alice.shard());
+    let block_carol = stamp(&ids, alice.shard());
+    follow(store, &ids, bob, alice, PLAIN, false).await;
+    follow(store, &ids, alice, bob, PLAIN, false).await;
+    follow(store, &ids, carol, alice, PLAIN, true).await;
+    follow(store, &ids, alice, carol, PLAIN, true).await;
+    assert!(relationship(store, bob, alice).await.following);
+    assert!(relationship(store, carol, alice).await.requested);
+
+    assert!(store.block(alice, bob, block_bob).await.expect("block"));
+    assert_severed(store, alice, bob, "a block severs newer follows").await;
+    assert_eq!(counts(store, alice).await, (0, 0), "the counters agree");
+    assert_eq!(counts(store, bob).await, (0, 0), "the counters agree");
+    assert!(store.block(alice, carol, block_carol).await.expect("block"));
+    assert_severed(store, alice, carol, "a block drops newer requests").await;
+
+    assert!(store.unblock(alice, bob).await.expect("unblock"));
+    assert!(store.unblock(alice, carol).await.expect("unblock"));
+    assert_severed(store, alice, bob, "an unblock restores nothing").await;
+    assert_severed(store, alice, carol, "an unblock restores nothing").await;
+}
+
+pub async fn follow_racing_a_block_never_survives_it(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    for round in 0..24 {
+        let alice = user(store, &ids, &format!("alice{round}")).await.id;
+        let bob = user(store, &ids, &format!("bob{round}")).await.id;
+        // Alternate which is stamped first, whether it is a request, and
+        // whether the follow starts first.
+        let request = round % 4 >= 2;
+        let (block_at, follow_at) = if round % 2 == 0 {
+            let b = stamp(&ids, alice.shard());
+            (b, stamp(&ids, bob.shard()))
+        } else {
+            let f = stamp(&ids, bob.shard());
+            (stamp(&ids, alice.shard()), f)
+        };
+        let follow = async {
+            if round % 3 == 0 {
+                tokio::task::yield_now().await;
+            }
+            store
+                .follow(bob, alice, PLAIN, request, follow_at)
+                .await
+                .expect("follow")
+        };
+        let block = async {
+            if round % 3 == 1 {
+                tokio::task::yield_now().await;
+            }
+            store.block(alice, bob, block_at).await.expect("block")
+        };
+        let (outcome, blocked) = tokio::join!(follow, block);
+        assert!(blocked, "round {round}: the block is new");
+        let why = format!("round {round} (follow answered {outcome:?})");
+        let rel = relationship(store, bob, alice).await;
+        assert!(rel.blocked_by, "{why}: blocked");
+        assert_severed(store, alice, bob, &why).await;
+        assert_eq!(counts(store, alice).await, (0, 0), "{why}: counters");
+        assert_eq!(counts(store, bob).await, (0, 0), "{why}: counters");
+        assert!(store.unblock(alice, bob).await.expect("unblock"));
+        assert_severed(store, alice, bob, &format!("{why}, after the unblock")).await;
+        assert_eq!(
+            counts(store, alice).await,
+            (0, 0),
+            "{why}: counters after the unblock"
+        );
+    }
+}

@@ -68,6 +68,7 @@ macro_rules! store_conformance_suite {
             auth_codes_are_single_use,
             tokens_round_trip_and_revoke,
             max_ids_cover_what_was_written,
+            text_with_nul_finds_nothing,
             // statuses
             status_round_trip_and_author_counters,
             replies_bump_their_parent_only,
@@ -85,6 +86,10 @@ macro_rules! store_conformance_suite {
             statuses_by_authors_merges_their_statuses,
             search_tags_by_prefix,
             interactions_among_match_favourites_and_boosts,
+            statuses_count_leaves_out_direct_posts,
+            replies_count_counts_public_and_unlisted_replies,
+            reblogged_by_lists_public_and_unlisted_boosts,
+            tagged_filter_compares_tags_exactly,
             // graph
             accounts_multi_get_skips_missing,
             search_accounts_by_username_and_display_name,
@@ -97,6 +102,9 @@ macro_rules! store_conformance_suite {
             large_accounts_are_found_from_follow_rows,
             blocks_sever_follows_and_requests_both_ways,
             blocks_can_be_renewed_after_unblock,
+            follows_and_requests_are_refused_while_blocked,
+            a_block_severs_follows_stamped_after_it,
+            follow_racing_a_block_never_survives_it,
             mutes_hide_with_or_without_notifications,
             blocks_and_mutes_are_paged,
             relationships_come_in_the_order_given,
@@ -450,4 +458,89 @@ pub async fn max_ids_cover_what_was_written(store: &dyn Store) {
     store.create_app(&app).await.expect("create");
     let max: Option<Id> = store.max_ids().await.expect("max").into_iter().max();
     assert_eq!(max, Some(new.account.id.max(app.id)));
+}
+
+pub async fn text_with_nul_finds_nothing(store: &dyn Store) {
+    use crate::AccountStatusFilter;
+    use starling_domain::{Page, Status, Visibility};
+
+    let ids = IdGenerator::new();
+    let new = new_account(&ids, "alice", "alice@example.com");
+    store.create_account(&new).await.expect("create");
+    let alice = new.account.id;
+    let (app, client_id) = app(&ids);
+    store.create_app(&app).await.expect("create app");
+    let status = Status {
+        tags: vec!["cats".to_owned()],
+        ..support::post(&ids, alice, "about #cats")
+    };
+    support::create(store, status).await;
+
+    for text in ["\0", "alice\0", "al\0ice", "\0alice"] {
+        assert!(
+            store
+                .account_by_username(text)
+                .await
+                .expect("a name with NUL is no error")
+                .is_none(),
+            "{text:?}: no account"
+        );
+        assert!(store
+            .login_by_username(text)
+            .await
+            .expect("login")
+            .is_none());
+        assert!(store
+            .login_by_email(&format!("{text}@example.com"))
+            .await
+            .expect("login by email")
+            .is_none());
+        assert!(store
+            .app_by_client_id(client_id.shard(), &format!("{}{text}", client_id.expose()))
+            .await
+            .expect("app")
+            .is_none());
+        assert!(store
+            .search_accounts(text, 10, 0)
+            .await
+            .expect("search accounts")
+            .is_empty());
+    }
+    for text in ["\0", "cats\0", "ca\0ts", "\0cats"] {
+        assert!(
+            store
+                .search_tags(text, 10, 0)
+                .await
+                .expect("search tags")
+                .is_empty(),
+            "{text:?}: no tag"
+        );
+        assert!(store
+            .tag_statuses(text, &Page::first(10))
+            .await
+            .expect("tag statuses")
+            .is_empty());
+        let filter = AccountStatusFilter {
+            exclude_replies: false,
+            exclude_reblogs: false,
+            up_to: Visibility::Direct,
+            mentioning: None,
+            tagged: Some(text.to_owned()),
+        };
+        assert!(store
+            .account_statuses(alice, &filter, &Page::first(10))
+            .await
+            .expect("account statuses")
+            .is_empty());
+    }
+    // The same reads without the NUL find what is there.
+    assert!(store
+        .account_by_username("alice")
+        .await
+        .expect("read")
+        .is_some());
+    assert_eq!(
+        store.search_tags("cats", 10, 0).await.expect("tags"),
+        vec!["cats".to_owned()]
+    );
 }

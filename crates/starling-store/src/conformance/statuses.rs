@@ -78,7 +78,7 @@ pub async fn status_round_trip_and_author_counters(store: &dyn Store) {
         "the author's last_status_at is the new status's time"
     );
 
-    let second = create(store, post_as(&ids, alice.id, "later", Visibility::Direct)).await;
+    let second = create(store, post_as(&ids, alice.id, "later", Visibility::Private)).await;
     let author = reload(store, alice.id).await;
     assert_eq!(author.statuses_count, 2, "each status counts");
     assert_eq!(author.last_status_at_ms, Some(second.created_at_ms));
@@ -1349,4 +1349,203 @@ pub async fn interactions_among_match_favourites_and_boosts(store: &dyn Store) {
         crate::Interactions::default(),
         "no ids, nothing found"
     );
+}
+
+/// Deletes `status` as its author.
+async fn delete(store: &dyn Store, ids: &IdGenerator, status: &Status) {
+    store
+        .delete_status(
+            status.account_id,
+            status.id,
+            stamp(ids, status.account_id.shard()),
+        )
+        .await
+        .expect("delete")
+        .expect("the status existed");
+}
+
+pub async fn statuses_count_leaves_out_direct_posts(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let bob = user(store, &ids, "bob").await.id;
+    let original = create(store, post(&ids, bob, "boost me")).await;
+    let mut made = Vec::new();
+    for visibility in [
+        Visibility::Public,
+        Visibility::Unlisted,
+        Visibility::Private,
+        Visibility::Direct,
+    ] {
+        made.push(create(store, post_as(&ids, alice, "hello", visibility)).await);
+    }
+    let private_boost = create(
+        store,
+        Status {
+            visibility: Visibility::Private,
+            ..boost(&ids, alice, &original)
+        },
+    )
+    .await;
+    assert_eq!(
+        reload(store, alice).await.statuses_count,
+        4,
+        "public, unlisted and followers-only posts and boosts count; a direct one does not \
+         (as Mastodon counts)"
+    );
+    let direct = made.pop().expect("the direct post");
+    delete(store, &ids, &direct).await;
+    assert_eq!(
+        reload(store, alice).await.statuses_count,
+        4,
+        "deleting a direct post leaves the count alone"
+    );
+    let private = made.pop().expect("the followers-only post");
+    delete(store, &ids, &private).await;
+    assert_eq!(reload(store, alice).await.statuses_count, 3);
+    // The original goes, and the boost with it.
+    delete(store, &ids, &original).await;
+    assert!(store
+        .status(private_boost.id)
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(
+        reload(store, alice).await.statuses_count,
+        2,
+        "a boost removed with its original is uncounted"
+    );
+    assert_eq!(reload(store, bob).await.statuses_count, 0);
+}
+
+pub async fn replies_count_counts_public_and_unlisted_replies(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let bob = user(store, &ids, "bob").await.id;
+    let parent = create(store, post(&ids, alice, "ask me")).await;
+    let mut replies = Vec::new();
+    for visibility in [
+        Visibility::Public,
+        Visibility::Unlisted,
+        Visibility::Private,
+        Visibility::Direct,
+    ] {
+        let r = Status {
+            visibility,
+            ..reply(&ids, bob, &parent, "an answer")
+        };
+        replies.push(create(store, r).await);
+    }
+    assert_eq!(
+        reload_status(store, parent.id).await.replies_count,
+        2,
+        "only public and unlisted replies count (as Mastodon counts)"
+    );
+    let listed: Vec<Id> = store
+        .descendants(parent.id, 10)
+        .await
+        .expect("descendants")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        listed,
+        replies.iter().map(|r| r.id).collect::<Vec<_>>(),
+        "the thread holds every reply (readers filter it)"
+    );
+    // Deleting an uncounted reply leaves the count alone; a counted one
+    // takes it down.
+    delete(store, &ids, &replies[3]).await;
+    delete(store, &ids, &replies[2]).await;
+    assert_eq!(reload_status(store, parent.id).await.replies_count, 2);
+    delete(store, &ids, &replies[1]).await;
+    assert_eq!(reload_status(store, parent.id).await.replies_count, 1);
+    delete(store, &ids, &replies[0]).await;
+    assert_eq!(reload_status(store, parent.id).await.replies_count, 0);
+}
+
+pub async fn reblogged_by_lists_public_and_unlisted_boosts(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let original = create(store, post(&ids, alice, "boost me")).await;
+    let mut boosts = Vec::new();
+    for (name, visibility) in [
+        ("bob", Visibility::Public),
+        ("carol", Visibility::Private),
+        ("dave", Visibility::Unlisted),
+    ] {
+        let booster = user(store, &ids, name).await.id;
+        let b = Status {
+            visibility,
+            ..boost(&ids, booster, &original)
+        };
+        boosts.push(create(store, b).await);
+    }
+    let listed = store
+        .reblogged_by(original.id, &Page::first(10))
+        .await
+        .expect("reblogged_by");
+    assert_eq!(
+        listed,
+        rows_newest_first(vec![
+            (boosts[0].id, boosts[0].account_id),
+            (boosts[2].id, boosts[2].account_id),
+        ]),
+        "a followers-only boost is not listed (as Mastodon lists them)"
+    );
+    assert_eq!(
+        reload_status(store, original.id).await.reblogs_count,
+        3,
+        "every boost counts (as Mastodon counts)"
+    );
+    assert_eq!(
+        store
+            .reblog_by(boosts[1].account_id, original.id)
+            .await
+            .expect("reblog_by")
+            .map(|s| s.id),
+        Some(boosts[1].id),
+        "its booster still finds the followers-only boost"
+    );
+}
+
+pub async fn tagged_filter_compares_tags_exactly(store: &dyn Store) {
+    let ids = IdGenerator::new();
+    let alice = user(store, &ids, "alice").await.id;
+    let exact = create(store, tagged(&ids, alice, &["a_b"])).await;
+    create(store, tagged(&ids, alice, &["axb"])).await;
+    create(store, tagged(&ids, alice, &["a_bc"])).await;
+    create(store, tagged(&ids, alice, &["xa_b"])).await;
+    create(store, tagged(&ids, alice, &["a%b"])).await;
+    let with = |tag: &str| AccountStatusFilter {
+        exclude_replies: false,
+        exclude_reblogs: false,
+        up_to: Visibility::Direct,
+        mentioning: None,
+        tagged: Some(tag.to_owned()),
+    };
+    let found = status_ids(
+        store
+            .account_statuses(alice, &with("a_b"), &Page::first(10))
+            .await
+            .expect("account statuses"),
+    );
+    assert_eq!(
+        found,
+        vec![exact.id],
+        "`_` is a character, not a wildcard; a tag matches whole"
+    );
+    let found = status_ids(
+        store
+            .account_statuses(alice, &with("a%"), &Page::first(10))
+            .await
+            .expect("account statuses"),
+    );
+    assert!(found.is_empty(), "`%` is a character, not a wildcard");
+    for status in store
+        .account_statuses(alice, &with("a_b"), &Page::first(10))
+        .await
+        .expect("account statuses")
+    {
+        assert!(with("a_b").admits(&status), "the Rust filter agrees");
+    }
 }

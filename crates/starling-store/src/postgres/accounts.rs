@@ -240,6 +240,9 @@ impl Store for PgStore {
     }
 
     async fn account_by_username(&self, username_key: &str) -> StoreResult<Option<Account>> {
+        if crate::names_nothing(username_key) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username_key = $1");
         let row = self
             .reader(ShardId::for_key(username_key))
@@ -249,6 +252,9 @@ impl Store for PgStore {
     }
 
     async fn login_by_email(&self, email_key: &str) -> StoreResult<Option<Login>> {
+        if crate::names_nothing(email_key) {
+            return Ok(None);
+        }
         // A pending claim counts if its account exists (a registration that
         // crashed before confirming); one whose account does not is ignored.
         let account: Option<i64> = self
@@ -277,6 +283,9 @@ impl Store for PgStore {
     }
 
     async fn login_by_username(&self, username_key: &str) -> StoreResult<Option<Login>> {
+        if crate::names_nothing(username_key) {
+            return Ok(None);
+        }
         let row = self
             .reader(ShardId::for_key(username_key))
             .read_found(|pool| {
@@ -382,6 +391,9 @@ impl Store for PgStore {
     }
 
     async fn app_by_client_id(&self, shard: ShardId, client_id: &str) -> StoreResult<Option<App>> {
+        if crate::names_nothing(client_id) {
+            return Ok(None);
+        }
         let row = self
             .reader(shard)
             .read_found(|pool| {

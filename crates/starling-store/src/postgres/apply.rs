@@ -15,6 +15,9 @@ use super::map_err;
 use super::mirror::{Action, Op};
 use crate::StoreResult;
 
+/// The stored code of [`starling_domain::Visibility::Direct`].
+const DIRECT: i16 = 3;
+
 /// Runs `sql` with `binds` (ids), returning how many rows it touched.
 async fn exec(conn: &mut PgConnection, sql: &str, binds: &[i64]) -> StoreResult<u64> {
     let mut query = sqlx::query(sql);
@@ -65,13 +68,16 @@ pub(crate) async fn bump_status(
 }
 
 /// Whether, on `me`'s side, a block between `me` and `other` (either way)
-/// newer than `than` exists or existed (ended blocks count: what they
-/// severed stays severed).
+/// is in force, or one newer than `than` existed (ended blocks count: what
+/// they severed stays severed). A follow or request arriving here then is
+/// refused, whatever its id: a follow stamped after a block but committed
+/// on its side before the block got there must not survive it.
 async fn blocked_since(conn: &mut PgConnection, me: Id, other: Id, than: Id) -> StoreResult<bool> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks WHERE account_id = $1 AND target_id = $2 AND id > $3) \
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE account_id = $1 AND target_id = $2 \
+                        AND (id > $3 OR NOT ended)) \
              OR EXISTS (SELECT 1 FROM blocked_by WHERE target_id = $1 AND account_id = $2 \
-                        AND id > $3)",
+                        AND (id > $3 OR NOT ended))",
     )
     .bind(me.as_i64())
     .bind(other.as_i64())
@@ -195,11 +201,13 @@ pub(crate) async fn remove_request(
     Ok(gone.map(Id::from_i64))
 }
 
-/// Removes, on `me`'s side, the follows and requests between `me` and
-/// `other` (both ways) made before the block `block`, fixing `me`'s
-/// counters. Both sides of a block apply this same rule (a follow survives
-/// a block only if it is newer), so they agree whichever order a block and
-/// a follow crossing it arrive in.
+/// Removes, on `me`'s side (the blocked account's, when the block reaches
+/// it), the follows and requests between `me` and `other` (both ways) made
+/// before the block `block`, fixing `me`'s counters. Newer ones are either
+/// made after the block ended (and stand) or were made here before the
+/// block arrived: their own op then finds the block on the blocker's side,
+/// or the blocker's side removed their row, and either way they are undone
+/// here by id (see [`sever_all`] and [`blocked_since`]).
 pub(crate) async fn sever(
     conn: &mut PgConnection,
     me: Id,
@@ -238,6 +246,90 @@ pub(crate) async fn sever(
     )
     .await?;
     Ok(())
+}
+
+/// Whether a block between `a` and `b` (either way) is in force on this
+/// side (a follow's first side refuses then).
+pub(crate) async fn blocked_now(conn: &mut PgConnection, a: Id, b: Id) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE NOT ended \
+                        AND ((account_id = $1 AND target_id = $2) \
+                          OR (account_id = $2 AND target_id = $1))) \
+             OR EXISTS (SELECT 1 FROM blocked_by WHERE NOT ended \
+                        AND ((target_id = $1 AND account_id = $2) \
+                          OR (target_id = $2 AND account_id = $1)))",
+    )
+    .bind(a.as_i64())
+    .bind(b.as_i64())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)
+}
+
+/// What a block's first side removed between `me` (the blocker) and
+/// `other`: the ids of the rows, which the other side's copies are
+/// removed by.
+#[derive(Debug, Default)]
+pub(crate) struct Severed {
+    /// `me -> other`.
+    pub(crate) following: Option<Id>,
+    /// `other -> me`.
+    pub(crate) followed_by: Option<Id>,
+    /// `me`'s request to follow `other`.
+    pub(crate) requested: Option<Id>,
+    /// `other`'s request to follow `me`.
+    pub(crate) requested_by: Option<Id>,
+}
+
+/// Removes, on the blocker `me`'s side, every follow and request between
+/// `me` and `other` (both ways), whatever their ids, fixing `me`'s
+/// counters. The blocker's side holds the pair's lock, so nothing it
+/// misses can be committed here before the block: the ids returned are
+/// what the other side must drop too.
+pub(crate) async fn sever_all(conn: &mut PgConnection, me: Id, other: Id) -> StoreResult<Severed> {
+    let one = |sql: &'static str| {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(me.as_i64())
+            .bind(other.as_i64())
+    };
+    let following =
+        one("DELETE FROM follows_out WHERE follower_id = $1 AND followee_id = $2 RETURNING id")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .map(Id::from_i64);
+    if following.is_some() {
+        bump_account(conn, me, "following_count", -1).await?;
+    }
+    let followed_by =
+        one("DELETE FROM follows_in WHERE followee_id = $1 AND follower_id = $2 RETURNING id")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .map(Id::from_i64);
+    if followed_by.is_some() {
+        bump_account(conn, me, "followers_count", -1).await?;
+    }
+    let requested = one(
+        "DELETE FROM follow_requests_out WHERE follower_id = $1 AND followee_id = $2 RETURNING id",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .map(Id::from_i64);
+    let requested_by = one(
+        "DELETE FROM follow_requests_in WHERE followee_id = $1 AND follower_id = $2 RETURNING id",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .map(Id::from_i64);
+    Ok(Severed {
+        following,
+        followed_by,
+        requested,
+        requested_by,
+    })
 }
 
 /// An account's large flag and its version (`(false, 0)` if unknown),
@@ -588,28 +680,39 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
                 .await
                 .map_err(map_err)?;
         }
-        Action::ReplyAdded { parent, reply } => {
+        Action::ReplyAdded {
+            parent,
+            reply,
+            counted,
+        } => {
             if status_exists(conn, *parent).await? {
-                let inserted = exec(
-                    conn,
-                    "INSERT INTO status_replies (parent_id, reply_id) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                    &[parent.as_i64(), reply.as_i64()],
+                let inserted = sqlx::query(
+                    "INSERT INTO status_replies (parent_id, reply_id, counted) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
-                .await?;
-                if inserted > 0 {
+                .bind(parent.as_i64())
+                .bind(reply.as_i64())
+                .bind(counted)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if inserted > 0 && *counted {
                     bump_status(conn, *parent, "replies_count", 1).await?;
                 }
             }
         }
         Action::ReplyRemoved { parent, reply } => {
-            let gone = exec(
-                conn,
-                "DELETE FROM status_replies WHERE parent_id = $1 AND reply_id = $2",
-                &[parent.as_i64(), reply.as_i64()],
+            let gone: Option<bool> = sqlx::query_scalar(
+                "DELETE FROM status_replies WHERE parent_id = $1 AND reply_id = $2 \
+                 RETURNING counted",
             )
-            .await?;
-            if gone > 0 {
+            .bind(parent.as_i64())
+            .bind(reply.as_i64())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            if gone == Some(true) {
                 bump_status(conn, *parent, "replies_count", -1).await?;
             }
         }
@@ -617,6 +720,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
             original,
             boost,
             account,
+            listed,
         } => {
             if !status_exists(conn, *original).await? {
                 answer.push(Op {
@@ -627,13 +731,18 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
                 });
                 return Ok(answer);
             }
-            let inserted = exec(
-                conn,
-                "INSERT INTO status_reblogs (status_id, boost_id, account_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-                &[original.as_i64(), boost.as_i64(), account.as_i64()],
+            let inserted = sqlx::query(
+                "INSERT INTO status_reblogs (status_id, boost_id, account_id, listed) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
-            .await?;
+            .bind(original.as_i64())
+            .bind(boost.as_i64())
+            .bind(account.as_i64())
+            .bind(listed)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
             if inserted > 0 {
                 bump_status(conn, *original, "reblogs_count", 1).await?;
             }
@@ -651,14 +760,18 @@ pub(crate) async fn apply(conn: &mut PgConnection, action: &Action) -> StoreResu
         }
         Action::BoostsGone { boosts } => {
             for (booster, boost) in boosts {
-                let gone = exec(
-                    conn,
+                let gone: Option<i16> = sqlx::query_scalar(
                     "DELETE FROM statuses \
-                     WHERE id = $1 AND account_id = $2 AND reblog_of_id IS NOT NULL",
-                    &[boost.as_i64(), booster.as_i64()],
+                     WHERE id = $1 AND account_id = $2 AND reblog_of_id IS NOT NULL \
+                     RETURNING visibility",
                 )
-                .await?;
-                if gone > 0 {
+                .bind(boost.as_i64())
+                .bind(booster.as_i64())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                // A direct status is not in the count (a boost never is).
+                if gone.is_some_and(|v| v != DIRECT) {
                     bump_account(conn, *booster, "statuses_count", -1).await?;
                 }
             }

@@ -133,11 +133,11 @@ const STATUS_TAGS: Table = Table {
 };
 const STATUS_REPLIES: Table = Table {
     name: "status_replies",
-    columns: "parent_id, reply_id",
+    columns: "parent_id, reply_id, counted",
 };
 const STATUS_REBLOGS: Table = Table {
     name: "status_reblogs",
-    columns: "status_id, boost_id, account_id",
+    columns: "status_id, boost_id, account_id, listed",
 };
 
 /// Rows of one table in `COPY`'s text format: fields separated by tabs,
@@ -532,7 +532,8 @@ async fn counters_on(pool: PgPool) -> StoreResult<u64> {
                           GROUP BY followee_id) fi ON fi.id = x.id \
                LEFT JOIN (SELECT follower_id AS id, COUNT(*) AS n FROM follows_out \
                           GROUP BY follower_id) fo ON fo.id = x.id \
-               LEFT JOIN (SELECT account_id AS id, COUNT(*) AS n, MAX(created_at) AS last \
+               LEFT JOIN (SELECT account_id AS id, COUNT(*) FILTER (WHERE visibility <> 3) AS n, \
+                                 MAX(created_at) AS last \
                           FROM statuses GROUP BY account_id) s ON s.id = x.id) c \
          WHERE a.id = c.id AND (a.followers_count, a.following_count, a.statuses_count, \
                a.last_status_at) IS DISTINCT FROM (c.followers, c.following, c.statuses, c.last)",
@@ -749,6 +750,7 @@ impl BulkLoad for PgStore {
                 rows.rows(parent.shard(), 2)
                     .int(parent.as_i64())
                     .int(id)
+                    .bool(crate::listed(s.visibility))
                     .end();
             }
             if let Some(original) = s.reblog_of_id {
@@ -756,6 +758,7 @@ impl BulkLoad for PgStore {
                     .int(original.as_i64())
                     .int(id)
                     .int(s.account_id.as_i64())
+                    .bool(crate::listed(s.visibility))
                     .end();
             }
         }

@@ -16,8 +16,8 @@ use sqlx::Row;
 use starling_domain::{Account, EventKind, FollowOptions, Id, Page, Relationship, ShardId};
 
 use super::apply::{
-    bump_account, exec_options, insert_follow_out, large_of, lock_pair, remove_follow_out,
-    remove_request, sever, RequestSide,
+    blocked_now, bump_account, exec_options, insert_follow_out, large_of, lock_pair,
+    remove_follow_out, remove_request, sever_all, RequestSide,
 };
 use super::mirror::Action;
 use super::rows::{
@@ -132,6 +132,12 @@ impl PgStore {
         let (reblogs, notify) = (options.reblogs, options.notify);
         let mut side = self.first_side(follower.shard()).await?;
         lock_pair(side.conn(), follower, followee).await?;
+        // Under the pair's lock: a block this side knows of refuses the
+        // follow; one it does not know of yet finds the follow's op (or
+        // its row) on the other side and undoes it by id.
+        if blocked_now(side.conn(), follower, followee).await? {
+            return Ok(FollowOutcome::Blocked);
+        }
         let options_op = Action::FollowInOptions {
             follower,
             followee,
@@ -442,9 +448,14 @@ impl PgStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        // This side's halves of the follows and requests both ways; the
-        // target's side removes its halves when the block reaches it.
-        sever(side.conn(), account, target, stamp.id).await?;
+        // This side's halves of the follows and requests both ways,
+        // whatever their ids (a follow stamped after the block but
+        // committed before it goes too), and their other halves by id. The
+        // target's side also removes, when the block reaches it, what it
+        // holds older than the block (a follow whose own op has not
+        // reached this side yet; when it does, it finds the block and is
+        // undone by id).
+        let severed = sever_all(side.conn(), account, target).await?;
         side.mirror(
             target.shard(),
             Action::BlockedBy {
@@ -454,6 +465,45 @@ impl PgStore {
                 at: stamp.at_ms,
             },
         );
+        if severed.following.is_some() {
+            side.mirror(
+                target.shard(),
+                Action::UnfollowIn {
+                    follower: account,
+                    followee: target,
+                },
+            );
+        }
+        if let Some(follow) = severed.followed_by {
+            side.mirror(
+                target.shard(),
+                Action::UnfollowOut {
+                    follower: target,
+                    followee: account,
+                    follow,
+                },
+            );
+        }
+        if let Some(request) = severed.requested {
+            side.mirror(
+                target.shard(),
+                Action::WithdrawIn {
+                    follower: account,
+                    followee: target,
+                    request,
+                },
+            );
+        }
+        if let Some(request) = severed.requested_by {
+            side.mirror(
+                target.shard(),
+                Action::WithdrawOut {
+                    follower: target,
+                    followee: account,
+                    request,
+                },
+            );
+        }
         side.emit(
             stamp.id,
             stamp.at_ms,
@@ -511,6 +561,9 @@ impl GraphStore for PgStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<Account>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
         let upper = upper.as_str();

@@ -48,10 +48,13 @@
 //! - an authorization that arrives after the request was withdrawn is undone
 //!   on the followee's side; a request asked again meanwhile becomes the
 //!   follow, and its copy on the followee's side goes;
-//! - blocks and follows follow one rule on both sides, by id: a block
-//!   removes the follows and requests older than itself, and a follow or
-//!   request that arrives where a newer block exists (or existed: an unblock
-//!   keeps the block as a tombstone) is undone on the other side;
+//! - a follow never survives a block it raced: the follow's first side
+//!   refuses while it knows of a block; the block's first side removes every
+//!   follow and request between the two (whatever their ids) and sends their
+//!   removal by id; the block reaching the other side removes what is older
+//!   than itself there; and a follow or request that arrives where a block
+//!   is in force, or a newer one existed (an unblock keeps the block as a
+//!   tombstone), is undone on the other side by id;
 //! - a follow made from both sides at once (a follow crossing an
 //!   authorization) settles on the smaller of the two ids and on the
 //!   follower's options, on both sides;
@@ -234,15 +237,24 @@ pub(crate) enum Action {
     /// Favouriters' side: their favourites of `status` go (it was deleted,
     /// or was gone when the favourite arrived).
     FavouritesGone { status: Id, accounts: Vec<Id> },
-    /// Parent's side: a reply to it.
-    ReplyAdded { parent: Id, reply: Id },
+    /// Parent's side: a reply to it (counted in `replies_count` if
+    /// `counted`: a public or unlisted reply).
+    ReplyAdded {
+        parent: Id,
+        reply: Id,
+        #[serde(default = "yes")]
+        counted: bool,
+    },
     /// Parent's side: the reply was deleted.
     ReplyRemoved { parent: Id, reply: Id },
-    /// Original's side: `account` boosted it with the status `boost`.
+    /// Original's side: `account` boosted it with the status `boost`
+    /// (listed in `reblogged_by` if `listed`: a public or unlisted boost).
     BoostAdded {
         original: Id,
         boost: Id,
         account: Id,
+        #[serde(default = "yes")]
+        listed: bool,
     },
     /// Original's side: the boost was deleted.
     BoostRemoved { original: Id, boost: Id },
@@ -257,6 +269,11 @@ pub(crate) enum Action {
     },
     /// Tag's side: the status was deleted.
     Untagged { tag: String, status: Id },
+}
+
+/// What ops written before a field existed mean by it.
+fn yes() -> bool {
+    true
 }
 
 impl Action {

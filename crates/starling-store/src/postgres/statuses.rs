@@ -189,11 +189,12 @@ impl PgStore {
         }
         inserted.map_err(map_err)?;
         sqlx::query(
-            "UPDATE accounts SET statuses_count = statuses_count + 1, \
+            "UPDATE accounts SET statuses_count = statuses_count + $3, \
              last_status_at = GREATEST(last_status_at, $1) WHERE id = $2",
         )
         .bind(s.created_at_ms)
         .bind(author.as_i64())
+        .bind(i64::from(crate::counts_for_author(s.visibility)))
         .execute(side.conn())
         .await
         .map_err(map_err)?;
@@ -203,6 +204,7 @@ impl PgStore {
                 Action::ReplyAdded {
                     parent,
                     reply: s.id,
+                    counted: crate::listed(s.visibility),
                 },
             );
         }
@@ -213,6 +215,7 @@ impl PgStore {
                     original,
                     boost: s.id,
                     account: author,
+                    listed: crate::listed(s.visibility),
                 },
             );
         }
@@ -310,7 +313,9 @@ impl PgStore {
         .execute(side.conn())
         .await
         .map_err(map_err)?;
-        bump_account(side.conn(), account_id, "statuses_count", -1).await?;
+        if crate::counts_for_author(status.visibility) {
+            bump_account(side.conn(), account_id, "statuses_count", -1).await?;
+        }
 
         for (shard, boosts) in boosts_by_shard {
             side.mirror(shard, Action::BoostsGone { boosts });
@@ -587,6 +592,9 @@ impl StatusStore for PgStore {
         filter: &AccountStatusFilter,
         page: &Page,
     ) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(filter.tagged.as_deref().unwrap_or("")) {
+            return Ok(vec![]);
+        }
         let rows = self
             .reader(account_id.shard())
             .read(|pool| async move {
@@ -647,6 +655,9 @@ impl StatusStore for PgStore {
     }
 
     async fn tag_statuses(&self, tag: &str, page: &Page) -> StoreResult<Vec<Status>> {
+        if crate::names_nothing(tag) {
+            return Ok(vec![]);
+        }
         // The tag's rows are on the tag's shard, the statuses on their
         // authors': page the rows, then fetch the statuses.
         let rows = self
@@ -717,6 +728,9 @@ impl StatusStore for PgStore {
         limit: usize,
         offset: usize,
     ) -> StoreResult<Vec<String>> {
+        if crate::names_nothing(prefix) {
+            return Ok(vec![]);
+        }
         let want = (limit + offset) as i64;
         let upper = format!("{prefix}\u{10ffff}");
         let upper = upper.as_str();
@@ -794,7 +808,8 @@ impl StatusStore for PgStore {
     async fn reblogged_by(&self, status_id: Id, page: &Page) -> StoreResult<Vec<(Id, Id)>> {
         self.pairs(
             status_id.shard(),
-            "SELECT boost_id, account_id FROM status_reblogs WHERE status_id = ",
+            // Only boosts anyone may see (as Mastodon lists them).
+            "SELECT boost_id, account_id FROM status_reblogs WHERE listed AND status_id = ",
             status_id,
             ("boost_id", "account_id"),
             page,

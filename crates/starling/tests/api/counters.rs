@@ -345,3 +345,81 @@ async fn counters_stay_exact_under_concurrent_writes_and_undos() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Counters and listings reveal nothing a reader could not see (issue 14,
+/// item 7), as Mastodon: `statuses_count` leaves out direct posts,
+/// `replies_count` counts public and unlisted replies only, and
+/// `reblogged_by` lists public and unlisted boosts only.
+async fn counters_hide_what_readers_cannot_see(app: &TestApp) {
+    let alice = app.user().await;
+    let bob = app.user().await;
+    let carol = app.user().await;
+    let dave = app.user().await;
+    let parent = app.post_visible(&alice, "ask me", "public").await;
+    for visibility in ["public", "unlisted", "private", "direct"] {
+        app.post_status_with(
+            &bob,
+            json!({
+                "status": format!("@{} an answer", alice.username),
+                "in_reply_to_id": parent,
+                "visibility": visibility,
+            }),
+        )
+        .await;
+    }
+    app.post_visible(&bob, "psst", "direct").await;
+    for (booster, visibility) in [(&carol, "public"), (&dave, "private")] {
+        let r = app
+            .post_json(
+                &format!("/api/v1/statuses/{parent}/reblog"),
+                Some(&booster.token),
+                &json!({ "visibility": visibility }),
+            )
+            .await;
+        r.expect(200);
+    }
+    app.settle().await;
+
+    let bob_account = app.account(&bob).await;
+    assert_eq!(
+        bob_account["statuses_count"], 3,
+        "four replies and a DM: the two direct posts are not counted"
+    );
+    let status = app.status(&parent, None).await;
+    let status = status.expect(200);
+    assert_eq!(
+        status["replies_count"], 2,
+        "only the public and unlisted replies count"
+    );
+    assert_eq!(status["reblogs_count"], 2, "every boost counts");
+    let boosters = account_list(
+        app,
+        &format!("/api/v1/statuses/{parent}/reblogged_by"),
+        &alice,
+    )
+    .await;
+    assert_eq!(
+        boosters,
+        vec![carol.id.clone()],
+        "the followers-only boost is not listed"
+    );
+    assert_eq!(
+        app.account(&dave).await["statuses_count"],
+        1,
+        "a followers-only boost counts for its booster"
+    );
+}
+
+#[tokio::test]
+async fn counters_hide_what_readers_cannot_see_on_sqlite() {
+    let app = TestApp::spawn().await;
+    counters_hide_what_readers_cannot_see(&app).await;
+}
+
+#[tokio::test]
+async fn counters_hide_what_readers_cannot_see_on_postgres() {
+    let Some(app) = TestApp::spawn_postgres("counters_hide_on_postgres").await else {
+        return;
+    };
+    counters_hide_what_readers_cannot_see(&app).await;
+}

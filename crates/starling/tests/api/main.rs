@@ -10,6 +10,7 @@
 mod helpers;
 
 mod accounts;
+mod block_race;
 mod counters;
 mod crash;
 mod discovery;
