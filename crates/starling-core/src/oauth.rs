@@ -5,7 +5,7 @@
 use starling_domain::oauth::{
     parse_redirect_uris, pkce_s256_matches, AccessToken, App, AuthCode, CODE_TTL_SECS, OOB,
 };
-use starling_domain::validation::ErrorCode;
+use starling_domain::validation::{reject_nul, ErrorCode};
 use starling_domain::{
     Email, FieldError, Id, Scope, ScopeSet, Secret, SecretHash, ShardId, ValidationErrors,
 };
@@ -136,7 +136,9 @@ impl Core {
     pub async fn create_app(&self, input: NewApp) -> CoreResult<(App, Secret)> {
         let mut errors = ValidationErrors::default();
         let name = input.client_name.trim().to_owned();
-        if name.is_empty() {
+        if let Err(e) = reject_nul("name", &name) {
+            errors.push(e);
+        } else if name.is_empty() {
             errors.push(FieldError::blank("name"));
         } else if name.chars().count() > 60 {
             errors.push(FieldError::too_long("name", 60));
@@ -163,7 +165,7 @@ impl Core {
             .map(|w| w.trim().to_owned())
             .filter(|w| !w.is_empty());
         if let Some(w) = &website {
-            if url::Url::parse(w).is_err() || w.len() > 2048 {
+            if w.contains('\0') || url::Url::parse(w).is_err() || w.len() > 2048 {
                 errors.push(FieldError::new("website", ErrorCode::Invalid, "is invalid"));
             }
         }
@@ -307,6 +309,12 @@ impl Core {
 
     /// Checks a sign-in (email or username, and password).
     pub async fn check_password(&self, login: &str, password: &str) -> CoreResult<Option<Id>> {
+        // No account has NUL in its username, email or password: a sign-in
+        // with one fails like any wrong one (and never reaches the store).
+        if reject_nul("username", login).is_err() || reject_nul("password", password).is_err() {
+            let _ = self.passwords.verify(password.to_owned(), None).await?;
+            return Ok(None);
+        }
         let login = login.trim();
         let record = if login.contains('@') {
             match Email::parse(login) {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use starling_domain::account::parse_language;
 use starling_domain::status::can_boost;
+use starling_domain::validation::reject_nul;
 use starling_domain::text::{self, MentionRef, ResolvedMention, MAX_STATUS_CHARS};
 use starling_domain::{
     Account, FieldError, Id, Page, Status, Username, ValidationErrors, Visibility,
@@ -54,11 +55,15 @@ impl Core {
             .unwrap_or("")
             .trim()
             .to_owned();
-        if !input.media_ids.is_empty() {
+        if let Err(e) = reject_nul("text", &body) {
+            errors.push(e);
+        } else if let Err(e) = reject_nul("spoiler_text", &spoiler) {
+            errors.push(e);
+        } else if !input.media_ids.is_empty() {
             errors.push(FieldError::invalid("media_ids"));
         } else if body.trim().is_empty() {
             errors.push(FieldError::blank("text"));
-        } else if text::count_chars(&body) + spoiler.chars().count() > MAX_STATUS_CHARS {
+        } else if text::status_length(&body, &spoiler) > MAX_STATUS_CHARS {
             errors.push(FieldError::too_long("text", MAX_STATUS_CHARS));
         }
         let visibility = match input.visibility.as_deref().map(str::trim) {
