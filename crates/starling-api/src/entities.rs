@@ -287,12 +287,7 @@ mod tests {
 
     #[test]
     fn field_names_are_plain_text_and_values_html() {
-        let mut a = Account::new(
-            starling_domain::Id::from_i64(1 << 20),
-            "alice",
-            None,
-            0,
-        );
+        let mut a = Account::new(starling_domain::Id::from_i64(1 << 20), "alice", None, 0);
         a.fields = vec![ProfileField {
             name: "Q&A <b>".into(),
             value: "<script>&".into(),

@@ -185,7 +185,7 @@ impl Core {
             scopes,
             created_at_ms: self.clock.now_ms(),
         };
-        self.store.create_app(&app).await?;
+        self.write_app(&app).await?;
         tracing::info!(app_id = %app.id, "application registered");
         Ok((app, client_secret))
     }
@@ -250,18 +250,17 @@ impl Core {
         let shard = account.map_or(app.id.shard(), Id::shard);
         let token = Secret::generate(shard);
         let now = self.clock.now_ms();
-        self.store
-            .create_token(
-                shard,
-                &AccessToken {
-                    token_hash: token.hash(),
-                    app_id: app.id,
-                    account_id: account,
-                    scopes,
-                    created_at_ms: now,
-                },
-            )
-            .await?;
+        self.write_token(
+            shard,
+            &AccessToken {
+                token_hash: token.hash(),
+                app_id: app.id,
+                account_id: account,
+                scopes,
+                created_at_ms: now,
+            },
+        )
+        .await?;
         Ok(IssuedToken {
             token,
             scopes,
@@ -337,20 +336,19 @@ impl Core {
     /// The user approved: a single-use code for the client.
     pub async fn approve(&self, request: &AuthorizeRequest, account: Id) -> CoreResult<Secret> {
         let code = Secret::generate(account.shard());
-        self.store
-            .create_auth_code(
-                code.shard(),
-                &AuthCode {
-                    code_hash: code.hash(),
-                    app_id: request.app.id,
-                    account_id: account,
-                    redirect_uri: request.redirect_uri.clone(),
-                    scopes: request.scopes,
-                    code_challenge: request.code_challenge.clone(),
-                    expires_at_ms: self.clock.now_ms() + CODE_TTL_SECS * 1000,
-                },
-            )
-            .await?;
+        self.write_auth_code(
+            code.shard(),
+            &AuthCode {
+                code_hash: code.hash(),
+                app_id: request.app.id,
+                account_id: account,
+                redirect_uri: request.redirect_uri.clone(),
+                scopes: request.scopes,
+                code_challenge: request.code_challenge.clone(),
+                expires_at_ms: self.clock.now_ms() + CODE_TTL_SECS * 1000,
+            },
+        )
+        .await?;
         tracing::info!(app_id = %request.app.id, account_id = %account, "authorization granted");
         Ok(code)
     }
@@ -380,8 +378,7 @@ impl Core {
                     .ok_or(OAuthError::InvalidRequest("code".into()))?;
                 let code = Secret::parse(code).ok_or(OAuthError::InvalidGrant)?;
                 let record = self
-                    .store
-                    .take_auth_code(code.shard(), &code.hash())
+                    .write_take_auth_code(code.shard(), &code.hash())
                     .await?
                     .ok_or(OAuthError::InvalidGrant)?;
                 let redirect_ok = match p.redirect_uri.as_deref() {
@@ -438,8 +435,7 @@ impl Core {
         match self.store.token(secret.shard(), &hash).await? {
             Some(t) if t.app_id != app.id => Err(OAuthError::UnauthorizedClient.into()),
             Some(_) => {
-                self.store.revoke_token(secret.shard(), &hash).await?;
-                self.objects.forget_token(hash).await;
+                self.write_revoke_token(secret.shard(), &hash).await?;
                 Ok(())
             }
             None => Ok(()),

@@ -45,12 +45,20 @@ const FORBIDDEN_REDIRECT_SCHEMES: &[&str] = &["javascript", "vbscript", "data", 
 /// in any case) and control characters anywhere. Custom schemes of native
 /// apps (`com.example.app://cb`) are fine.
 pub fn parse_redirect_uris(list: &[String]) -> Result<Vec<String>, FieldError> {
-    let invalid = || FieldError::new("redirect_uri", ErrorCode::Invalid, "must be an absolute URI.");
+    let invalid = || {
+        FieldError::new(
+            "redirect_uri",
+            ErrorCode::Invalid,
+            "must be an absolute URI.",
+        )
+    };
     for s in list {
         reject_nul("redirect_uri", s)?;
         // Whitespace separates URIs; any other control character (and the
         // C1 range, which some browsers drop) has no place in one.
-        if s.chars().any(|c| c.is_control() && !matches!(c, ' ' | '\t' | '\n' | '\r')) {
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
             return Err(invalid());
         }
     }
@@ -68,7 +76,12 @@ pub fn parse_redirect_uris(list: &[String]) -> Result<Vec<String>, FieldError> {
         }
         // Checked on the text itself as well as on the parsed URL, so no
         // spelling the parser normalizes slips past.
-        let scheme = uri.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        let scheme = uri
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if FORBIDDEN_REDIRECT_SCHEMES.contains(&scheme.as_str()) {
             return Err(invalid());
         }
@@ -170,7 +183,11 @@ mod tests {
             "https://ok.example/cb\njavascript:alert(1)",
         ] {
             let e = parse_redirect_uris(&[bad.into()]).expect_err(bad);
-            assert_eq!((e.field, e.code), ("redirect_uri", ErrorCode::Invalid), "{bad}");
+            assert_eq!(
+                (e.field, e.code),
+                ("redirect_uri", ErrorCode::Invalid),
+                "{bad}"
+            );
         }
     }
 

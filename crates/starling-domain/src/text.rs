@@ -912,7 +912,10 @@ mod tests {
         // Remote mentions count by local part, however long the domain.
         let domain = format!("{}.example", "d".repeat(200));
         assert_eq!(len(&format!("@bob@{domain}")), 4);
-        assert_eq!(len(&format!("@bob@{domain} @carol@{domain} hi")), 4 + 1 + 6 + 3);
+        assert_eq!(
+            len(&format!("@bob@{domain} @carol@{domain} hi")),
+            4 + 1 + 6 + 3
+        );
         // A text of 477 characters and a long URL is 500.
         let text = format!("{} {url}", "a".repeat(MAX_STATUS_CHARS - URL_WEIGHT - 1));
         assert_eq!(len(&text), MAX_STATUS_CHARS);
