@@ -298,10 +298,8 @@ impl Core {
             self.store
                 .follow(follower, followee, options, request, stamp),
             |outcome| {
-                let new = match outcome {
-                    FollowOutcome::Following => !before.following,
-                    FollowOutcome::Requested => !before.requested,
-                };
+                let new = *outcome == FollowOutcome::Following && !before.following
+                    || *outcome == FollowOutcome::Requested && !before.requested;
                 // New or not, the options may have changed.
                 Effects::none()
                     .outbox(new)
