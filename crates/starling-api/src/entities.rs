@@ -132,7 +132,8 @@ impl AccountJson {
                 .fields
                 .iter()
                 .map(|f: &ProfileField| Field {
-                    name: html_escape::encode_text(&f.name).into_owned(),
+                    // Mastodon: the name is plain text, the value HTML.
+                    name: f.name.clone(),
                     value: html_escape::encode_text(&f.value).into_owned(),
                     verified_at: None,
                 })
@@ -282,6 +283,19 @@ mod tests {
         assert_eq!(text_to_html(""), "");
         assert_eq!(text_to_html("a\nb\n\nc"), "<p>a<br />b</p><p>c</p>");
         assert_eq!(text_to_html("<script>"), "<p>&lt;script&gt;</p>");
+    }
+
+    #[test]
+    fn field_names_are_plain_text_and_values_html() {
+        let mut a = Account::new(starling_domain::Id::from_i64(1 << 20), "alice", None, 0);
+        a.fields = vec![ProfileField {
+            name: "Q&A <b>".into(),
+            value: "<script>&".into(),
+        }];
+        let settings = ApiSettings::new(url::Url::parse("https://starling.test").expect("url"));
+        let json = AccountJson::new(&a, &settings);
+        assert_eq!(json.fields[0].name, "Q&A <b>");
+        assert_eq!(json.fields[0].value, "&lt;script&gt;&amp;");
     }
 }
 

@@ -97,7 +97,8 @@ fn bad(e: axum::extract::multipart::MultipartError) -> ApiError {
 
 /// The parts of a media form that are not the file.
 pub fn parse_description_field(text: &str) -> Result<Option<String>, ApiError> {
-    parse_description(text).map_err(|why| ApiError::Unprocessable(format!("Validation failed: {why}")))
+    parse_description(text)
+        .map_err(|why| ApiError::Unprocessable(format!("Validation failed: {why}")))
 }
 
 pub fn parse_focus_field(text: &str) -> Result<Focus, ApiError> {
@@ -144,7 +145,9 @@ impl UploadForm {
                 Some("description") => {
                     description = parse_description_field(&field.text().await.map_err(bad)?)?;
                 }
-                Some("focus") => focus = Some(parse_focus_field(&field.text().await.map_err(bad)?)?),
+                Some("focus") => {
+                    focus = Some(parse_focus_field(&field.text().await.map_err(bad)?)?)
+                }
                 // `thumbnail` (a custom poster for video and audio) is not
                 // kept yet: the poster is taken from the video itself.
                 _ => {

@@ -125,15 +125,14 @@ impl Core {
             a.locale.clone(),
             self.clock.now_ms(),
         );
-        self.store
-            .create_account(&NewAccount {
-                account: account.clone(),
-                email: a.email.as_str().to_owned(),
-                email_key: a.email.key(),
-                password_hash,
-                locale: a.locale,
-            })
-            .await?;
+        self.write_account(&NewAccount {
+            account: account.clone(),
+            email: a.email.as_str().to_owned(),
+            email_key: a.email.key(),
+            password_hash,
+            locale: a.locale,
+        })
+        .await?;
         Ok(account)
     }
 
@@ -208,15 +207,9 @@ impl Core {
             fields: input.fields.and_then(|f| errors.check(parse_fields(f))),
         };
         errors.into_result()?;
-        let account = self
-            .store
-            .update_profile(id, &update)
+        self.write_profile(id, &update)
             .await?
-            .ok_or(CoreError::NotFound)?;
-        // Statuses show their author's profile: no process may keep the
-        // old one (the shared level would serve it for its whole TTL).
-        self.objects.forget_accounts(&[id]).await;
-        Ok(account)
+            .ok_or(CoreError::NotFound)
     }
 
     pub async fn count_accounts(&self) -> CoreResult<u64> {

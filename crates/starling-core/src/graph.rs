@@ -49,22 +49,15 @@ impl Core {
             }),
         };
         let stamp = self.stamp(me.shard());
-        let outcome = self
-            .store
-            .follow(me, target, options, account.locked, stamp)
+        // New or not, the options may have changed: the write's effects
+        // (`write_follow`) drop both sides' relations and counters.
+        let outcome: FollowOutcome = self
+            .write_follow(me, target, options, account.locked, stamp, &rel)
             .await?;
         if outcome == FollowOutcome::Blocked {
             // A block committed after the check above.
             return Err(CoreError::Forbidden(NOT_ALLOWED));
         }
-        if outcome == FollowOutcome::Following && !rel.following
-            || outcome == FollowOutcome::Requested && !rel.requested
-        {
-            self.outbox_written();
-        }
-        // New or not, the options may have changed (readers' relations
-        // are kept in memory: `ObjectCache::relations`).
-        self.relation_changed(me, target, true).await;
         self.relationship(me, target).await
     }
 
@@ -72,10 +65,7 @@ impl Core {
         let me = caller.user()?;
         self.account(target).await?;
         let stamp = self.stamp(me.shard());
-        if self.store.unfollow(me, target, stamp).await? {
-            self.outbox_written();
-        }
-        self.relation_changed(me, target, true).await;
+        self.write_unfollow(me, target, stamp).await?;
         self.relationship(me, target).await
     }
 
@@ -132,19 +122,14 @@ impl Core {
         }
         self.account(target).await?;
         let stamp = self.stamp(me.shard());
-        if self.store.block(me, target, stamp).await? {
-            self.outbox_written();
-        }
-        // A block severs follows either way: counters change.
-        self.relation_changed(me, target, true).await;
+        self.write_block(me, target, stamp).await?;
         self.relationship(me, target).await
     }
 
     pub async fn unblock(&self, caller: &Principal, target: Id) -> CoreResult<Relationship> {
         let me = caller.user()?;
         self.account(target).await?;
-        self.store.unblock(me, target).await?;
-        self.relation_changed(me, target, false).await;
+        self.write_unblock(me, target).await?;
         self.relationship(me, target).await
     }
 
@@ -160,16 +145,14 @@ impl Core {
         }
         self.account(target).await?;
         let stamp = self.stamp(me.shard());
-        self.store.mute(me, target, notifications, stamp).await?;
-        self.relation_changed(me, target, false).await;
+        self.write_mute(me, target, notifications, stamp).await?;
         self.relationship(me, target).await
     }
 
     pub async fn unmute(&self, caller: &Principal, target: Id) -> CoreResult<Relationship> {
         let me = caller.user()?;
         self.account(target).await?;
-        self.store.unmute(me, target).await?;
-        self.relation_changed(me, target, false).await;
+        self.write_unmute(me, target).await?;
         self.relationship(me, target).await
     }
 
@@ -205,18 +188,14 @@ impl Core {
         let me = caller.user()?;
         self.account(requester).await?;
         let stamp = self.stamp(requester.shard());
-        if self
-            .store
-            .authorize_follow_request(me, requester, stamp)
+        if !self
+            .write_authorize_follow_request(me, requester, stamp)
             .await?
+            && !self.relationship(me, requester).await?.followed_by
         {
-            self.outbox_written();
-            self.relation_changed(me, requester, true).await;
-        } else if !self.relationship(me, requester).await?.followed_by {
             return Err(CoreError::NotFound);
         }
-        self.store
-            .dismiss_notifications_from(me, NotificationType::FollowRequest, requester)
+        self.write_dismiss_notifications_from(me, NotificationType::FollowRequest, requester)
             .await?;
         self.relationship(me, requester).await
     }
@@ -228,21 +207,9 @@ impl Core {
     ) -> CoreResult<Relationship> {
         let me = caller.user()?;
         self.account(requester).await?;
-        self.store.reject_follow_request(me, requester).await?;
-        self.store
-            .dismiss_notifications_from(me, NotificationType::FollowRequest, requester)
+        self.write_reject_follow_request(me, requester).await?;
+        self.write_dismiss_notifications_from(me, NotificationType::FollowRequest, requester)
             .await?;
         self.relationship(me, requester).await
-    }
-
-    /// After a relation between `a` and `b` changed: what each sees of the
-    /// other (readers' relations, kept in memory) is dropped everywhere,
-    /// and their accounts too when `counted` (the follower and following
-    /// counts may have moved).
-    async fn relation_changed(&self, a: Id, b: Id, counted: bool) {
-        if counted {
-            self.objects.forget_accounts(&[a, b]).await;
-        }
-        self.objects.forget_viewers(&[a, b]).await;
     }
 }

@@ -18,6 +18,7 @@ pub mod statuses;
 pub mod timelines;
 pub mod views;
 pub mod workers;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -105,7 +106,8 @@ pub struct Core {
     objects: ObjectCache,
     media: Arc<dyn starling_media::MediaStorage>,
     /// Poked after each write with an event, so the relay in this process
-    /// picks it up at once instead of at its next poll.
+    /// picks it up at once instead of at its next poll (by
+    /// [`Core::apply_effects`], as every write's effects are).
     outbox_written: Arc<Notify>,
     ids: Arc<IdGenerator>,
     clock: Arc<dyn Clock>,
@@ -180,10 +182,5 @@ impl Core {
     /// A new id on the shard that owns `owner`'s data.
     fn id_for(&self, owner: Id) -> Id {
         self.ids.next(owner.shard())
-    }
-
-    /// Tells the local relay that the outbox has something new.
-    fn outbox_written(&self) {
-        self.outbox_written.notify_one();
     }
 }

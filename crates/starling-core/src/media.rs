@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use starling_domain::validation::ErrorCode;
-use starling_domain::{
-    FieldError, Focus, Id, MediaAttachment, MediaFile, MediaState, MediaType,
-};
+use starling_domain::{FieldError, Focus, Id, MediaAttachment, MediaFile, MediaState, MediaType};
 use starling_media::{MediaError, MediaKind, MediaStorage, Processed, StoredObject, Variant};
 
 use crate::{Core, CoreError, CoreResult, Principal};
@@ -132,15 +130,14 @@ impl Core {
         if now {
             let processed = self.process_bytes(input.bytes).await?;
             self.store_variants(&mut media, processed).await?;
-            self.store.create_media(&media, false).await?;
+            self.write_media(&media, false).await?;
             return Ok(media);
         }
         self.media
             .put(&upload_key(id), input.bytes, "application/octet-stream")
             .await
             .map_err(media_error)?;
-        self.store.create_media(&media, true).await?;
-        self.outbox_written();
+        self.write_media(&media, true).await?;
         Ok(media)
     }
 
@@ -160,7 +157,8 @@ impl Core {
         media: &mut MediaAttachment,
         processed: Processed,
     ) -> CoreResult<()> {
-        let original_key = starling_media::original_key(media.id.as_i64() as u64, processed.original.ext);
+        let original_key =
+            starling_media::original_key(media.id.as_i64() as u64, processed.original.ext);
         let small_key = starling_media::small_key(media.id.as_i64() as u64, processed.small.ext);
         let original = file_of(original_key.clone(), &processed.original);
         let small = file_of(small_key.clone(), &processed.small);
@@ -241,7 +239,7 @@ impl Core {
             }
             let mut next = current.clone();
             change(&mut next)?;
-            if next == current || self.store.update_media(&current, &next).await? {
+            if next == current || self.write_media_update(&current, &next).await? {
                 return Ok(Some(next));
             }
         }
@@ -315,7 +313,7 @@ impl Core {
             for key in media_keys(&media) {
                 self.media.delete(&key).await.map_err(media_error)?;
             }
-            if self.store.delete_unattached_media(media.id).await? {
+            if self.write_media_removal(media.id).await? {
                 removed += 1;
             }
         }

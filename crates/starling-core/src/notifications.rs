@@ -99,7 +99,7 @@ impl Core {
 
     pub async fn dismiss_notification(&self, caller: &Principal, id: Id) -> CoreResult<()> {
         let me = caller.user()?;
-        if self.store.dismiss_notification(me, id).await? {
+        if self.write_dismiss_notification(me, id).await? {
             Ok(())
         } else {
             Err(CoreError::NotFound)
@@ -107,7 +107,7 @@ impl Core {
     }
 
     pub async fn clear_notifications(&self, caller: &Principal) -> CoreResult<()> {
-        Ok(self.store.clear_notifications(caller.user()?).await?)
+        self.write_clear_notifications(caller.user()?).await
     }
 
     /// Notifications above the saved notifications marker.
@@ -151,7 +151,7 @@ impl Core {
         let mut out = Vec::new();
         for (timeline, id) in positions {
             if MARKER_TIMELINES.contains(&timeline.as_str()) {
-                out.push(self.store.set_marker(me, timeline, *id, now).await?);
+                out.push(self.write_marker(me, timeline, *id, now).await?);
             }
         }
         Ok(out)

@@ -5,7 +5,7 @@
 use starling_domain::oauth::{
     parse_redirect_uris, pkce_s256_matches, AccessToken, App, AuthCode, CODE_TTL_SECS, OOB,
 };
-use starling_domain::validation::ErrorCode;
+use starling_domain::validation::{reject_nul, ErrorCode};
 use starling_domain::{
     Email, FieldError, Id, Scope, ScopeSet, Secret, SecretHash, ShardId, ValidationErrors,
 };
@@ -136,7 +136,9 @@ impl Core {
     pub async fn create_app(&self, input: NewApp) -> CoreResult<(App, Secret)> {
         let mut errors = ValidationErrors::default();
         let name = input.client_name.trim().to_owned();
-        if name.is_empty() {
+        if let Err(e) = reject_nul("name", &name) {
+            errors.push(e);
+        } else if name.is_empty() {
             errors.push(FieldError::blank("name"));
         } else if name.chars().count() > 60 {
             errors.push(FieldError::too_long("name", 60));
@@ -163,7 +165,7 @@ impl Core {
             .map(|w| w.trim().to_owned())
             .filter(|w| !w.is_empty());
         if let Some(w) = &website {
-            if url::Url::parse(w).is_err() || w.len() > 2048 {
+            if w.contains('\0') || url::Url::parse(w).is_err() || w.len() > 2048 {
                 errors.push(FieldError::new("website", ErrorCode::Invalid, "is invalid"));
             }
         }
@@ -183,7 +185,7 @@ impl Core {
             scopes,
             created_at_ms: self.clock.now_ms(),
         };
-        self.store.create_app(&app).await?;
+        self.write_app(&app).await?;
         tracing::info!(app_id = %app.id, "application registered");
         Ok((app, client_secret))
     }
@@ -248,18 +250,17 @@ impl Core {
         let shard = account.map_or(app.id.shard(), Id::shard);
         let token = Secret::generate(shard);
         let now = self.clock.now_ms();
-        self.store
-            .create_token(
-                shard,
-                &AccessToken {
-                    token_hash: token.hash(),
-                    app_id: app.id,
-                    account_id: account,
-                    scopes,
-                    created_at_ms: now,
-                },
-            )
-            .await?;
+        self.write_token(
+            shard,
+            &AccessToken {
+                token_hash: token.hash(),
+                app_id: app.id,
+                account_id: account,
+                scopes,
+                created_at_ms: now,
+            },
+        )
+        .await?;
         Ok(IssuedToken {
             token,
             scopes,
@@ -307,6 +308,12 @@ impl Core {
 
     /// Checks a sign-in (email or username, and password).
     pub async fn check_password(&self, login: &str, password: &str) -> CoreResult<Option<Id>> {
+        // No account has NUL in its username, email or password: a sign-in
+        // with one fails like any wrong one (and never reaches the store).
+        if reject_nul("username", login).is_err() || reject_nul("password", password).is_err() {
+            let _ = self.passwords.verify(password.to_owned(), None).await?;
+            return Ok(None);
+        }
         let login = login.trim();
         let record = if login.contains('@') {
             match Email::parse(login) {
@@ -329,20 +336,19 @@ impl Core {
     /// The user approved: a single-use code for the client.
     pub async fn approve(&self, request: &AuthorizeRequest, account: Id) -> CoreResult<Secret> {
         let code = Secret::generate(account.shard());
-        self.store
-            .create_auth_code(
-                code.shard(),
-                &AuthCode {
-                    code_hash: code.hash(),
-                    app_id: request.app.id,
-                    account_id: account,
-                    redirect_uri: request.redirect_uri.clone(),
-                    scopes: request.scopes,
-                    code_challenge: request.code_challenge.clone(),
-                    expires_at_ms: self.clock.now_ms() + CODE_TTL_SECS * 1000,
-                },
-            )
-            .await?;
+        self.write_auth_code(
+            code.shard(),
+            &AuthCode {
+                code_hash: code.hash(),
+                app_id: request.app.id,
+                account_id: account,
+                redirect_uri: request.redirect_uri.clone(),
+                scopes: request.scopes,
+                code_challenge: request.code_challenge.clone(),
+                expires_at_ms: self.clock.now_ms() + CODE_TTL_SECS * 1000,
+            },
+        )
+        .await?;
         tracing::info!(app_id = %request.app.id, account_id = %account, "authorization granted");
         Ok(code)
     }
@@ -372,8 +378,7 @@ impl Core {
                     .ok_or(OAuthError::InvalidRequest("code".into()))?;
                 let code = Secret::parse(code).ok_or(OAuthError::InvalidGrant)?;
                 let record = self
-                    .store
-                    .take_auth_code(code.shard(), &code.hash())
+                    .write_take_auth_code(code.shard(), &code.hash())
                     .await?
                     .ok_or(OAuthError::InvalidGrant)?;
                 let redirect_ok = match p.redirect_uri.as_deref() {
@@ -430,8 +435,7 @@ impl Core {
         match self.store.token(secret.shard(), &hash).await? {
             Some(t) if t.app_id != app.id => Err(OAuthError::UnauthorizedClient.into()),
             Some(_) => {
-                self.store.revoke_token(secret.shard(), &hash).await?;
-                self.objects.forget_token(hash).await;
+                self.write_revoke_token(secret.shard(), &hash).await?;
                 Ok(())
             }
             None => Ok(()),

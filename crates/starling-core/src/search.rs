@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use starling_domain::text::normalize_tag;
+use starling_domain::validation::reject_nul;
 use starling_domain::{Account, Id};
 
 use crate::views::StatusView;
@@ -33,6 +34,7 @@ impl Core {
         limit: usize,
         offset: usize,
     ) -> CoreResult<SearchResults> {
+        reject_nul("q", q)?;
         let q = q.trim();
         let mut out = SearchResults::default();
         if q.is_empty() {
@@ -75,6 +77,7 @@ impl Core {
         limit: usize,
         offset: usize,
     ) -> CoreResult<Vec<Arc<Account>>> {
+        reject_nul("q", q)?;
         let q = q.trim().trim_start_matches('@');
         let prefix = match q.split_once('@') {
             Some((user, host)) if host.eq_ignore_ascii_case(&self.local_domain()) => user,

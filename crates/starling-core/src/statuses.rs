@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use starling_domain::account::parse_language;
 use starling_domain::status::can_boost;
 use starling_domain::text::{self, MentionRef, ResolvedMention, MAX_STATUS_CHARS};
+use starling_domain::validation::reject_nul;
 use starling_domain::{
     Account, FieldError, Id, Page, Status, Username, ValidationErrors, Visibility,
 };
@@ -60,9 +61,13 @@ impl Core {
             .trim()
             .to_owned();
         let media = self.media_to_attach(author_id, &input.media_ids).await?;
-        if media.is_empty() && body.trim().is_empty() {
+        if let Err(e) = reject_nul("text", &body) {
+            errors.push(e);
+        } else if let Err(e) = reject_nul("spoiler_text", &spoiler) {
+            errors.push(e);
+        } else if media.is_empty() && body.trim().is_empty() {
             errors.push(FieldError::blank("text"));
-        } else if text::count_chars(&body) + spoiler.chars().count() > MAX_STATUS_CHARS {
+        } else if text::status_length(&body, &spoiler) > MAX_STATUS_CHARS {
             errors.push(FieldError::too_long("text", MAX_STATUS_CHARS));
         }
         let visibility = match input.visibility.as_deref().map(str::trim) {
@@ -151,8 +156,7 @@ impl Core {
             key: k.to_owned(),
             expires_at_ms: now + self.settings.idempotency_ttl_ms,
         });
-        let touched: Vec<Id> = parent.iter().map(|p| p.id).collect();
-        self.create(author_id, status, idempotency, &touched).await
+        self.create(author_id, status, idempotency).await
     }
 
     /// The uploads `media_ids` names, in that order, as Mastodon picks
@@ -205,26 +209,19 @@ impl Core {
         author_id: Id,
         status: Status,
         idempotency: Option<IdempotencyKey>,
-        touched_statuses: &[Id],
     ) -> CoreResult<StatusView> {
         let id = match self
-            .store
-            .create_status(&NewStatus {
+            .write_status(&NewStatus {
                 status,
                 idempotency,
             })
             .await?
         {
             Created::New(s) => {
-                self.outbox_written();
-                self.objects.forget_accounts(&[author_id]).await;
-                self.objects.forget_statuses(touched_statuses).await;
                 metrics::counter!("starling_statuses_created_total").increment(1);
                 if s.reblog_of_id.is_none() {
                     return self.new_status_view(*s).await;
                 }
-                // A boost: the booster's flags on the boosted status.
-                self.objects.forget_viewers(&[author_id]).await;
                 s.id
             }
             Created::Existing(id) => id,
@@ -281,21 +278,9 @@ impl Core {
             return Err(CoreError::NotFound);
         }
         let stamp = self.stamp(me.shard());
-        let deleted = self
-            .store
-            .delete_status(me, id, stamp)
+        self.write_delete_status(me, id, stamp)
             .await?
             .ok_or(CoreError::NotFound)?;
-        self.outbox_written();
-        let mut touched = vec![id];
-        touched.extend(deleted.in_reply_to_id);
-        touched.extend(deleted.reblog_of_id);
-        self.objects.forget_statuses(&touched).await;
-        self.objects.forget_accounts(&[me]).await;
-        if deleted.reblog_of_id.is_some() {
-            // Deleting a boost is unboosting.
-            self.objects.forget_viewers(&[me]).await;
-        }
         Ok(view)
     }
 
@@ -358,7 +343,7 @@ impl Core {
             favourites_count: 0,
             media: Vec::new(),
         };
-        self.create(me, status, None, &[original.status.id]).await
+        self.create(me, status, None).await
     }
 
     /// Undoes a boost (idempotent); returns the original.
@@ -367,19 +352,7 @@ impl Core {
         let original = self.target(me, id).await?;
         if let Some(boost) = self.store.reblog_by(me, original.status.id).await? {
             let stamp = self.stamp(me.shard());
-            if self
-                .store
-                .delete_status(me, boost.id, stamp)
-                .await?
-                .is_some()
-            {
-                self.outbox_written();
-            }
-            self.objects
-                .forget_statuses(&[original.status.id, boost.id])
-                .await;
-            self.objects.forget_accounts(&[me]).await;
-            self.objects.forget_viewers(&[me]).await;
+            self.write_delete_status(me, boost.id, stamp).await?;
         }
         self.status_view(Some(me), original.status.id).await
     }
@@ -388,21 +361,14 @@ impl Core {
         let me = caller.user()?;
         let target = self.target(me, id).await?;
         let stamp = self.stamp(me.shard());
-        if self.store.favourite(me, target.status.id, stamp).await? {
-            self.outbox_written();
-            self.objects.forget_statuses(&[target.status.id]).await;
-            self.objects.forget_viewers(&[me]).await;
-        }
+        self.write_favourite(me, target.status.id, stamp).await?;
         self.status_view(Some(me), target.status.id).await
     }
 
     pub async fn unfavourite(&self, caller: &Principal, id: Id) -> CoreResult<StatusView> {
         let me = caller.user()?;
         let target = self.target(me, id).await?;
-        if self.store.unfavourite(me, target.status.id).await? {
-            self.objects.forget_statuses(&[target.status.id]).await;
-            self.objects.forget_viewers(&[me]).await;
-        }
+        self.write_unfavourite(me, target.status.id).await?;
         self.status_view(Some(me), target.status.id).await
     }
 

@@ -108,7 +108,7 @@ pub struct StoreDeadLetters(pub Arc<dyn Store>);
 #[async_trait]
 impl DeadLetters for StoreDeadLetters {
     async fn record(&self, consumer: &str, event: &Event, error: &str) {
-        if let Err(e) = self.0.record_dead_letter(consumer, event, error).await {
+        if let Err(e) = crate::writes::record_dead_letter(&*self.0, consumer, event, error).await {
             tracing::error!(consumer, event_id = %event.id, error = %e, "could not keep a dead letter");
         }
     }
@@ -142,7 +142,7 @@ impl Relay {
             .await
             .map_err(|e| CoreError::Unavailable(e.to_string()))?;
         let keys: Vec<(u32, i64)> = pending.iter().map(|p| p.key).collect();
-        self.store.outbox_remove(&keys).await?;
+        crate::writes::outbox_remove(&*self.store, &keys).await?;
         metrics::counter!("starling_relay_events_total").increment(events.len() as u64);
         Ok(events.len())
     }
@@ -292,12 +292,7 @@ impl Consumer for Notifier {
             for event in events {
                 self.core.notifications_for(event, &mut out).await?;
             }
-            self.core
-                .store
-                .create_notifications(&out)
-                .await
-                .map_err(CoreError::from)?;
-            Ok(())
+            self.core.write_notifications(&out).await
         }))
         .await
         .map_err(ConsumerError::from)
@@ -511,10 +506,10 @@ impl Core {
         };
         let large = self.store.is_large(account).await?;
         if !large && a.followers_count >= threshold {
-            self.store.set_large(account, true).await?;
+            self.write_large(account, true).await?;
             tracing::info!(account = %account, followers = a.followers_count, "account is now large: merged at read time");
         } else if large && a.followers_count * 10 < threshold * 9 {
-            self.store.set_large(account, false).await?;
+            self.write_large(account, false).await?;
             tracing::info!(account = %account, followers = a.followers_count, "account is no longer large: fanned out on write");
             let mut followers = FollowerCursor::new(account);
             while let Some(batch) = followers.next(self).await? {

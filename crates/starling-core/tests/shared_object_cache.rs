@@ -139,7 +139,9 @@ impl World {
                 )),
                 invalidations: self.broadcast.clone(),
                 shared_objects: shared.then(|| self.shared.clone() as Arc<dyn SharedObjects>),
-                media: std::sync::Arc::new(starling_media::FsStorage::new(std::env::temp_dir().join("starling-core-test-media"))),
+                media: std::sync::Arc::new(starling_media::FsStorage::new(
+                    std::env::temp_dir().join("starling-core-test-media"),
+                )),
             },
             self.ids.clone(),
             Arc::new(SystemClock),

@@ -209,7 +209,9 @@ async fn world(large_account_threshold: i64, recent_ids_per_author: usize) -> Wo
             timelines,
             invalidations: Arc::new(starling_cache::LocalInvalidations),
             shared_objects: None,
-                media: std::sync::Arc::new(starling_media::FsStorage::new(std::env::temp_dir().join("starling-core-test-media"))),
+            media: std::sync::Arc::new(starling_media::FsStorage::new(
+                std::env::temp_dir().join("starling-core-test-media"),
+            )),
         },
         ids,
         clock.clone(),

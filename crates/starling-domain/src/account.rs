@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::id::{Id, ShardId};
-use crate::validation::{ErrorCode, FieldError};
+use crate::validation::{reject_nul, ErrorCode, FieldError};
 
 pub const USERNAME_MAX: usize = 30;
 pub const PASSWORD_MIN: usize = 8;
@@ -48,6 +48,7 @@ impl Username {
 
     /// Parses an existing username (lookups, admin tools).
     pub fn parse(s: &str) -> Result<Self, FieldError> {
+        reject_nul("username", s)?;
         let s = s.trim();
         if s.is_empty() {
             return Err(FieldError::blank("username"));
@@ -92,6 +93,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(s: &str) -> Result<Self, FieldError> {
+        reject_nul("email", s)?;
         let s = s.trim();
         if s.is_empty() {
             return Err(FieldError::blank("email"));
@@ -142,6 +144,7 @@ pub struct Password(String);
 
 impl Password {
     pub fn parse(s: &str) -> Result<Self, FieldError> {
+        reject_nul("password", s)?;
         let n = s.chars().count();
         if n == 0 {
             return Err(FieldError::blank("password"));
@@ -302,6 +305,7 @@ impl ProfileUpdate {
 
 /// Checks a display name's length (characters, not bytes).
 pub fn parse_display_name(s: &str) -> Result<String, FieldError> {
+    reject_nul("display_name", s)?;
     let s = s.trim();
     if s.chars().count() > DISPLAY_NAME_MAX {
         return Err(FieldError::too_long("display_name", DISPLAY_NAME_MAX));
@@ -310,6 +314,7 @@ pub fn parse_display_name(s: &str) -> Result<String, FieldError> {
 }
 
 pub fn parse_note(s: &str) -> Result<String, FieldError> {
+    reject_nul("note", s)?;
     if s.chars().count() > NOTE_MAX {
         return Err(FieldError::too_long("note", NOTE_MAX));
     }
@@ -322,6 +327,8 @@ pub fn parse_fields(fields: Vec<ProfileField>) -> Result<Vec<ProfileField>, Fiel
     }
     let mut out = Vec::with_capacity(fields.len());
     for f in fields {
+        reject_nul("fields", &f.name)?;
+        reject_nul("fields", &f.value)?;
         if f.name.chars().count() > FIELD_TEXT_MAX || f.value.chars().count() > FIELD_TEXT_MAX {
             return Err(FieldError::too_long("fields", FIELD_TEXT_MAX));
         }
@@ -419,6 +426,27 @@ mod tests {
         );
         assert!(Password::parse("long enough").is_ok());
         assert!(!format!("{:?}", Password::parse("long enough").unwrap()).contains("long"));
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere() {
+        let invalid = |r: Result<(), FieldError>, field: &str| {
+            let e = r.expect_err(field);
+            assert_eq!((e.field, e.code), (field, ErrorCode::Invalid));
+        };
+        invalid(Username::parse("ali\0ce").map(drop), "username");
+        invalid(Username::parse_new("\0").map(drop), "username");
+        invalid(Email::parse("a\0@example.com").map(drop), "email");
+        invalid(Password::parse("long enough\0").map(drop), "password");
+        invalid(parse_display_name("Al\0").map(drop), "display_name");
+        invalid(parse_note("hi\0").map(drop), "note");
+        for (name, value) in [("a\0", "b"), ("a", "\0b"), ("\0", "")] {
+            let field = ProfileField {
+                name: name.into(),
+                value: value.into(),
+            };
+            invalid(parse_fields(vec![field]).map(drop), "fields");
+        }
     }
 
     #[test]

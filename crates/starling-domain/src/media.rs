@@ -189,7 +189,11 @@ mod tests {
         ] {
             assert_eq!(MediaType::parse(k.as_str()), k);
         }
-        for s in [MediaState::Processing, MediaState::Ready, MediaState::Failed] {
+        for s in [
+            MediaState::Processing,
+            MediaState::Ready,
+            MediaState::Failed,
+        ] {
             assert_eq!(MediaState::parse(s.as_str()), Some(s));
         }
     }

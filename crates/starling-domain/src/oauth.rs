@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::id::Id;
 use crate::scope::ScopeSet;
 use crate::secret::SecretHash;
-use crate::validation::{ErrorCode, FieldError};
+use crate::validation::{reject_nul, ErrorCode, FieldError};
 
 /// The out-of-band redirect URI: show the code instead of redirecting.
 pub const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
@@ -35,9 +35,33 @@ impl App {
     }
 }
 
+/// Schemes a redirect URI may never have: following one runs script or
+/// opens local data in the user's browser with the code in it.
+const FORBIDDEN_REDIRECT_SCHEMES: &[&str] = &["javascript", "vbscript", "data", "file"];
+
 /// Parses `redirect_uris`: one or more absolute URIs (or the OOB URN),
-/// separated by newlines or whitespace.
+/// separated by newlines or whitespace. Refused: relative URIs, fragments
+/// (RFC 6749 §3.1.2), script and local schemes ([`FORBIDDEN_REDIRECT_SCHEMES`],
+/// in any case) and control characters anywhere. Custom schemes of native
+/// apps (`com.example.app://cb`) are fine.
 pub fn parse_redirect_uris(list: &[String]) -> Result<Vec<String>, FieldError> {
+    let invalid = || {
+        FieldError::new(
+            "redirect_uri",
+            ErrorCode::Invalid,
+            "must be an absolute URI.",
+        )
+    };
+    for s in list {
+        reject_nul("redirect_uri", s)?;
+        // Whitespace separates URIs; any other control character (and the
+        // C1 range, which some browsers drop) has no place in one.
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
+            return Err(invalid());
+        }
+    }
     let uris: Vec<String> = list
         .iter()
         .flat_map(|s| s.split_whitespace())
@@ -50,17 +74,23 @@ pub fn parse_redirect_uris(list: &[String]) -> Result<Vec<String>, FieldError> {
         if uri == OOB {
             continue;
         }
+        // Checked on the text itself as well as on the parsed URL, so no
+        // spelling the parser normalizes slips past.
+        let scheme = uri
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if FORBIDDEN_REDIRECT_SCHEMES.contains(&scheme.as_str()) {
+            return Err(invalid());
+        }
         let ok = match url::Url::parse(uri) {
-            // Fragments are forbidden by RFC 6749 §3.1.2.
-            Ok(u) => u.fragment().is_none() && !matches!(u.scheme(), "javascript" | "data"),
+            Ok(u) => u.fragment().is_none() && !FORBIDDEN_REDIRECT_SCHEMES.contains(&u.scheme()),
             Err(_) => false,
         };
         if !ok {
-            return Err(FieldError::new(
-                "redirect_uri",
-                ErrorCode::Invalid,
-                "must be an absolute URI.",
-            ));
+            return Err(invalid());
         }
     }
     Ok(uris)
@@ -133,5 +163,46 @@ mod tests {
         assert!(parse_redirect_uris(&[]).is_err());
         // Native apps register custom schemes.
         assert!(parse_redirect_uris(&["com.example.app:/oauth".into()]).is_ok());
+        assert!(parse_redirect_uris(&["com.example.app://cb".into()]).is_ok());
+        assert!(parse_redirect_uris(&[format!(" {OOB}\n")]).is_ok());
+    }
+
+    #[test]
+    fn script_and_local_redirect_uris_are_refused() {
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1) ",
+            "\tJAVASCRIPT://x/%0aalert(1)",
+            "vbscript:msgbox(1)",
+            "VBScript:msgbox(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "DATA:text/html;base64,PHNjcmlwdD4=",
+            "file:///etc/passwd",
+            "FILE://host/share",
+            "https://ok.example/cb\njavascript:alert(1)",
+        ] {
+            let e = parse_redirect_uris(&[bad.into()]).expect_err(bad);
+            assert_eq!(
+                (e.field, e.code),
+                ("redirect_uri", ErrorCode::Invalid),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_uris_with_control_characters_are_refused() {
+        for bad in [
+            "https://a.example/c\u{0}b",
+            "https://a.example/c\u{7}b",
+            "https://a.example/c\u{1b}b",
+            "https://a.example/c\u{7f}b",
+            "https://a.example/c\u{85}b",
+            "java\u{0}script:alert(1)",
+            "com.example.app://c\u{8}b",
+        ] {
+            assert!(parse_redirect_uris(&[bad.into()]).is_err(), "{bad:?}");
+        }
     }
 }

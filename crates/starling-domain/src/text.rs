@@ -3,7 +3,7 @@
 //!
 //! Everything rests on one small hand-written scanner over `char`s
 //! ([`tokenize`]) that cuts plain text into runs of text, links, mentions and
-//! hashtags. The public operations ([`parse`], [`count_chars`], [`render`])
+//! hashtags. The public operations ([`parse`], [`status_length`], [`render`])
 //! only walk those tokens, so they always agree with each other. Links are
 //! consumed whole, so nothing inside a URL is ever taken for a mention or a
 //! hashtag.
@@ -18,7 +18,7 @@
 //! - link: `http://` or `https://` up to the next whitespace, without
 //!   trailing punctuation (a `)` stays when it closes a `(` of the URL).
 
-/// Maximum length of a status in characters (counted with [`count_chars`]).
+/// Maximum length of a status in characters (counted with [`status_length`]).
 pub const MAX_STATUS_CHARS: usize = 500;
 /// Every URL counts as this many characters, whatever its length (Mastodon rule).
 pub const URL_WEIGHT: usize = 23;
@@ -103,19 +103,45 @@ pub fn parse(text: &str) -> Parsed {
     parsed
 }
 
-/// Length as Mastodon counts it: Unicode scalar values (chars), where every
-/// http(s) URL counts as [`URL_WEIGHT`] and a mention `@user@domain` counts
-/// only as `@user`.
-pub fn count_chars(text: &str) -> usize {
-    tokenize(text)
-        .iter()
-        .map(|token| match token {
-            Token::Text(text) => text.chars().count(),
-            Token::Link(_) => URL_WEIGHT,
-            Token::Mention { mention, .. } => 1 + mention.username.chars().count(),
-            Token::Tag(name) => 1 + name.chars().count(),
-        })
-        .sum()
+/// Length of a status as Mastodon counts it (its `StatusLengthValidator`):
+/// grapheme clusters (what a reader sees as one character: an emoji ZWJ
+/// sequence, a flag, a letter with its combining marks) of the content
+/// warning followed by the text, where in the text every http(s) URL counts
+/// as [`URL_WEIGHT`] and a mention `@user@domain` counts only as `@user`.
+/// Compared against [`MAX_STATUS_CHARS`].
+pub fn status_length(text: &str, spoiler_text: &str) -> usize {
+    use unicode_segmentation::UnicodeSegmentation;
+    // Mastodon joins the two strings before counting, so a text starting
+    // with a combining mark extends the warning's last character.
+    let mut combined = String::with_capacity(spoiler_text.len() + text.len());
+    combined.push_str(spoiler_text);
+    if !text.trim().is_empty() {
+        push_countable(&mut combined, text);
+    }
+    combined.graphemes(true).count()
+}
+
+/// What Mastodon counts of a text: URLs replaced by a placeholder of
+/// [`URL_WEIGHT`] characters (a control character then `x`s, so it joins
+/// no neighbouring grapheme), remote mentions cut to their local part.
+fn push_countable(out: &mut String, text: &str) {
+    for token in tokenize(text) {
+        match token {
+            Token::Text(text) => out.push_str(&text),
+            Token::Link(_) => {
+                out.push('\u{1}');
+                out.extend(std::iter::repeat_n('x', URL_WEIGHT - 1));
+            }
+            Token::Mention { mention, .. } => {
+                out.push('@');
+                out.push_str(&mention.username);
+            }
+            Token::Tag(name) => {
+                out.push('#');
+                out.push_str(&name);
+            }
+        }
+    }
 }
 
 /// Sanitized HTML for `content`. `base_url` is like "https://example.com" (no trailing slash).
@@ -822,34 +848,102 @@ mod tests {
 
     // --- counting -----------------------------------------------------------
 
+    /// Length of a text without a content warning.
+    fn len(text: &str) -> usize {
+        status_length(text, "")
+    }
+
     #[test]
-    fn count_chars_rules() {
-        assert_eq!(count_chars(""), 0);
-        assert_eq!(count_chars("hello"), 5);
+    fn length_rules() {
+        assert_eq!(len(""), 0);
+        assert_eq!(len("   "), 0);
+        assert_eq!(len("hello"), 5);
         // Multibyte characters count one each.
-        assert_eq!(count_chars("café 日本語 🐦"), 10);
+        assert_eq!(len("café 日本語 🐦"), 10);
         // Any URL counts URL_WEIGHT.
         let url = format!("https://example.com/{}", "a".repeat(80));
         assert_eq!(url.chars().count(), 100);
-        assert_eq!(count_chars(&url), URL_WEIGHT);
-        assert_eq!(count_chars(&format!("see {url}.")), 4 + URL_WEIGHT + 1);
-        assert_eq!(count_chars("http://a.b"), URL_WEIGHT);
+        assert_eq!(len(&url), URL_WEIGHT);
+        assert_eq!(len(&format!("see {url}.")), 4 + URL_WEIGHT + 1);
+        assert_eq!(len("http://a.b"), URL_WEIGHT);
         // A remote mention counts only its username.
-        assert_eq!(count_chars("@bob@example.com"), 4);
-        assert_eq!(count_chars("@bob"), 4);
-        assert_eq!(count_chars("hi @bob@example.com!"), 8);
+        assert_eq!(len("@bob@example.com"), 4);
+        assert_eq!(len("@bob"), 4);
+        assert_eq!(len("hi @bob@example.com!"), 8);
         // Email addresses and hashtags count as written.
-        assert_eq!(count_chars("bob@example.com"), 15);
-        assert_eq!(count_chars("#café"), 5);
+        assert_eq!(len("bob@example.com"), 15);
+        assert_eq!(len("#café"), 5);
+    }
+
+    #[test]
+    fn length_counts_grapheme_clusters() {
+        // An emoji ZWJ sequence (family: 7 code points) is one character.
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}";
+        assert_eq!(family.chars().count(), 7);
+        assert_eq!(len(family), 1);
+        // Skin tone modifiers and variation selectors join their emoji.
+        assert_eq!(len("\u{1F44D}\u{1F3FD}"), 1);
+        assert_eq!(len("\u{2764}\u{FE0F}"), 1);
+        // A flag is a pair of regional indicators: one character each flag.
+        let flags = "\u{1F1EB}\u{1F1F7}\u{1F1EF}\u{1F1F5}";
+        assert_eq!(flags.chars().count(), 4);
+        assert_eq!(len(flags), 2);
+        // Combining marks belong to their letter ("e" + acute, Zalgo text).
+        assert_eq!(len("e\u{301}"), 1);
+        assert_eq!(len("cafe\u{301}"), 4);
+        assert_eq!(len(&format!("a{}", "\u{301}".repeat(50))), 1);
+        // Hangul syllables written as jamo are one character.
+        assert_eq!(len("\u{1100}\u{1161}\u{11A8}"), 1);
+        // CR LF is one.
+        assert_eq!(len("a\r\nb"), 3);
+        // 500 family emoji fit; 501 do not.
+        assert_eq!(len(&family.repeat(MAX_STATUS_CHARS)), MAX_STATUS_CHARS);
+        assert!(len(&family.repeat(MAX_STATUS_CHARS + 1)) > MAX_STATUS_CHARS);
+    }
+
+    #[test]
+    fn length_of_long_urls_and_remote_mentions() {
+        let url = format!("https://example.com/{}", "x".repeat(2000));
+        assert_eq!(len(&url), URL_WEIGHT);
+        // A URL ending in a combining mark still counts URL_WEIGHT and does
+        // not swallow the next character.
+        assert_eq!(len(&format!("{url} e\u{301}")), URL_WEIGHT + 2);
+        assert_eq!(len(&format!("{url}\u{301} x")), URL_WEIGHT + 2);
+        // Remote mentions count by local part, however long the domain.
+        let domain = format!("{}.example", "d".repeat(200));
+        assert_eq!(len(&format!("@bob@{domain}")), 4);
+        assert_eq!(
+            len(&format!("@bob@{domain} @carol@{domain} hi")),
+            4 + 1 + 6 + 3
+        );
+        // A text of 477 characters and a long URL is 500.
+        let text = format!("{} {url}", "a".repeat(MAX_STATUS_CHARS - URL_WEIGHT - 1));
+        assert_eq!(len(&text), MAX_STATUS_CHARS);
+    }
+
+    #[test]
+    fn length_includes_the_content_warning() {
+        assert_eq!(status_length("hello", "cw"), 7);
+        assert_eq!(status_length("", "warning"), 7);
+        assert_eq!(status_length("   ", "warning"), 7);
+        // The warning counts graphemes too, and URLs in it are not shortened.
+        assert_eq!(status_length("x", "\u{1F1EB}\u{1F1F7}"), 2);
+        assert_eq!(status_length("", "http://a.b"), 10);
+        // Joined before counting: a text opening with a combining mark
+        // extends the warning's last character (as Mastodon counts).
+        assert_eq!(status_length("\u{301}x", "e"), 2);
+        let text = "a".repeat(MAX_STATUS_CHARS - 3);
+        assert_eq!(status_length(&text, "abc"), MAX_STATUS_CHARS);
+        assert!(status_length(&text, "abcd") > MAX_STATUS_CHARS);
     }
 
     #[test]
     fn max_status_length() {
-        assert!(count_chars(&"a".repeat(MAX_STATUS_CHARS)) <= MAX_STATUS_CHARS);
-        assert!(count_chars(&"é".repeat(MAX_STATUS_CHARS + 1)) > MAX_STATUS_CHARS);
+        assert!(len(&"a".repeat(MAX_STATUS_CHARS)) <= MAX_STATUS_CHARS);
+        assert!(len(&"é".repeat(MAX_STATUS_CHARS + 1)) > MAX_STATUS_CHARS);
         // Many long links still fit.
         let urls = vec![format!("https://example.com/{}", "x".repeat(200)); 20].join(" ");
-        assert_eq!(count_chars(&urls), 20 * URL_WEIGHT + 19);
+        assert_eq!(len(&urls), 20 * URL_WEIGHT + 19);
     }
 
     // --- normalize_tag ------------------------------------------------------

@@ -122,6 +122,26 @@ impl From<FieldError> for ValidationErrors {
     }
 }
 
+/// Refuses text carrying a NUL character (U+0000).
+///
+/// PostgreSQL cannot store NUL in text (it answers with an error, which
+/// was a 500), SQLite would store it and truncate it in places: so every
+/// domain input that reaches the store passes here, whatever way it came
+/// in. The HTTP edge already answers 400 to NUL in parameters; this is the
+/// check for inputs that arrive another way (JSON bodies, the admin CLI,
+/// other callers of the use cases), answered 422 like any invalid field.
+pub fn reject_nul(field: &'static str, value: &str) -> Result<(), FieldError> {
+    if value.contains('\0') {
+        Err(FieldError::new(
+            field,
+            ErrorCode::Invalid,
+            "contains a null character",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// `display_name` → `Display name`, the way Rails names attributes.
 fn humanize(field: &str) -> String {
     let spaced = field
@@ -139,6 +159,15 @@ fn humanize(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_is_refused() {
+        assert_eq!(reject_nul("note", "fine"), Ok(()));
+        assert_eq!(reject_nul("note", ""), Ok(()));
+        let e = reject_nul("note", "a\0b").unwrap_err();
+        assert_eq!((e.field, e.code), ("note", ErrorCode::Invalid));
+        assert!(reject_nul("note", "\0").is_err());
+    }
 
     #[test]
     fn message_reads_like_mastodon() {

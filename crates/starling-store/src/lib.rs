@@ -17,9 +17,9 @@ use starling_domain::oauth::{AccessToken, App, AuthCode};
 use starling_domain::{Account, Id, SecretHash, ShardId};
 
 pub mod bulk;
-pub mod media;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod media;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod primary_reads;

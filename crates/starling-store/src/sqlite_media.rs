@@ -91,10 +91,10 @@ impl MediaStore for SqliteStore {
     async fn stale_media(&self, before_ms: i64, limit: usize) -> StoreResult<Vec<MediaAttachment>> {
         let mut out = Vec::new();
         for db in self.physical_dbs() {
-            let rows = sqlx::query(
-                &format!("SELECT {MEDIA_COLUMNS} FROM media_attachments \
-                 WHERE status_id IS NULL AND created_at < ? ORDER BY created_at LIMIT ?"),
-            )
+            let rows = sqlx::query(&format!(
+                "SELECT {MEDIA_COLUMNS} FROM media_attachments \
+                 WHERE status_id IS NULL AND created_at < ? ORDER BY created_at LIMIT ?"
+            ))
             .bind(before_ms)
             .bind(limit as i64)
             .fetch_all(&db.reader)
@@ -110,12 +110,11 @@ impl MediaStore for SqliteStore {
     }
 
     async fn delete_unattached_media(&self, id: Id) -> StoreResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM media_attachments WHERE id = ? AND status_id IS NULL")
-                .bind(id.as_i64())
-                .execute(&self.db(id.shard()).writer)
-                .await
-                .map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM media_attachments WHERE id = ? AND status_id IS NULL")
+            .bind(id.as_i64())
+            .execute(&self.db(id.shard()).writer)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -21,12 +21,12 @@ use starling_domain::{
     Relationship, ShardId, Status, Visibility,
 };
 
+use crate::media::{attachments_column, attachments_from_column};
 use crate::social::{
     AccountStatusFilter, Created, FollowOutcome, GraphStore, Hidden, Interactions, Marker,
     NewStatus, NotificationFilter, NotificationStore, OutboxEntry, OutboxStore, RelationFlags,
     Stamp, StatusStore,
 };
-use crate::media::{attachments_column, attachments_from_column};
 use crate::sqlite::fast;
 use crate::sqlite::{
     account_from_fast, account_from_row, corrupt, map_err, SqliteStore, ACCOUNT_COLUMNS,
@@ -154,7 +154,12 @@ fn outbox_row(id: Id, at_ms: i64, kind: EventKind) -> String {
 }
 
 /// Stores `event` in the outbox of the transaction `conn` is in.
-pub(crate) async fn emit(conn: &mut SqliteConnection, id: Id, at_ms: i64, kind: EventKind) -> StoreResult<()> {
+pub(crate) async fn emit(
+    conn: &mut SqliteConnection,
+    id: Id,
+    at_ms: i64,
+    kind: EventKind,
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO outbox (event) VALUES (?)")
         .bind(outbox_row(id, at_ms, kind))
         .execute(conn)
@@ -776,12 +781,14 @@ impl StatusStore for SqliteStore {
             .map_err(map_err)?;
         // Its uploads are unattached again, their grace period starting
         // now: a redraft may attach them; else the sweeper removes them.
-        sqlx::query("UPDATE media_attachments SET status_id = NULL, created_at = ? WHERE status_id = ?")
-            .bind(stamp.at_ms)
-            .bind(id.as_i64())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE media_attachments SET status_id = NULL, created_at = ? WHERE status_id = ?",
+        )
+        .bind(stamp.at_ms)
+        .bind(id.as_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         for tag in &status.tags {
             sqlx::query("DELETE FROM status_tags WHERE tag = ? AND status_id = ?")
                 .bind(tag)

@@ -23,8 +23,8 @@ use starling_cache::{
 use starling_core::workers::{subscribe_consumers, ConsumerKind, Relay, StoreDeadLetters};
 use starling_core::{tombstone_for, Core, CoreSettings, Passwords, Seams};
 use starling_domain::{Clock, IdGenerator};
-use starling_store::{with_primary_reads, Store};
 use starling_media::{FsStorage, MediaStorage, S3Config, S3Storage};
+use starling_store::{with_primary_reads, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -175,11 +175,15 @@ fn open_media(config: &Config) -> anyhow::Result<Arc<dyn MediaStorage>> {
     let m = &config.media;
     Ok(match m.storage {
         MediaStorageKind::Filesystem => Arc::new(FsStorage::new(
-            m.dir.clone().unwrap_or_else(|| config.data_dir.join("media")),
+            m.dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("media")),
         )),
         MediaStorageKind::S3 => {
             let endpoint = m.s3_endpoint.clone().ok_or_else(|| {
-                anyhow::anyhow!("invalid configuration: media.s3_endpoint is required for S3 storage")
+                anyhow::anyhow!(
+                    "invalid configuration: media.s3_endpoint is required for S3 storage"
+                )
             })?;
             Arc::new(
                 S3Storage::new(&S3Config {
@@ -334,9 +338,12 @@ impl Workers {
             self.store,
             wait_true(stopped.clone()),
         )));
-        let sweep = self
-            .media_sweeper
-            .map(|core| tokio::spawn(with_primary_reads(media_sweep_loop(core, wait_true(stopped)))));
+        let sweep = self.media_sweeper.map(|core| {
+            tokio::spawn(with_primary_reads(media_sweep_loop(
+                core,
+                wait_true(stopped),
+            )))
+        });
         shutdown.await;
         let _ = stop.send(true);
         let finished = async {
@@ -368,7 +375,9 @@ async fn media_sweep_loop(core: Core, shutdown: impl Future<Output = ()>) {
                 Ok(n) if n == MEDIA_SWEEP_BATCH => continue,
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "swept unattached uploads"),
-                Err(e) => tracing::warn!(error = %e, "sweeping unattached uploads failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping unattached uploads failed; retrying")
+                }
             }
             break;
         }

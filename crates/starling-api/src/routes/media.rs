@@ -186,7 +186,9 @@ fn servable(file: &str) -> bool {
     };
     matches!(name, "original" | "small")
         && (2..=4).contains(&ext.len())
-        && ext.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && ext
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -251,7 +253,13 @@ mod tests {
         assert_eq!(byte_range("bytes=50-500", 100), RangeAsk::Bytes(50, 99));
         assert_eq!(byte_range("bytes=100-", 100), RangeAsk::Unsatisfiable);
         assert_eq!(byte_range("bytes=-0", 100), RangeAsk::Unsatisfiable);
-        for ignored in ["items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=a-b", "bytes=1"] {
+        for ignored in [
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=1",
+        ] {
             assert_eq!(byte_range(ignored, 100), RangeAsk::Ignore, "{ignored}");
         }
     }
@@ -261,7 +269,14 @@ mod tests {
         assert!(servable("original.jpg"));
         assert!(servable("small.webp"));
         assert!(servable("original.mp4"));
-        for no in ["upload", "upload.jpg", "original", "../x.jpg", "original.JPG", "small.jpeg.."] {
+        for no in [
+            "upload",
+            "upload.jpg",
+            "original",
+            "../x.jpg",
+            "original.JPG",
+            "small.jpeg..",
+        ] {
             assert!(!servable(no), "{no}");
         }
     }

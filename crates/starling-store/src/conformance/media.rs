@@ -34,7 +34,10 @@ pub async fn media_round_trips_and_updates(store: &dyn Store) {
     let mut media = upload(&ids, alice, 1_700_000_000_000);
     store.create_media(&media, false).await.expect("create");
     assert_no_events(store, "an upload processed at once has no event").await;
-    assert_eq!(store.media(media.id).await.expect("read"), Some(media.clone()));
+    assert_eq!(
+        store.media(media.id).await.expect("read"),
+        Some(media.clone())
+    );
 
     let before = media.clone();
     media.state = MediaState::Ready;
@@ -49,13 +52,19 @@ pub async fn media_round_trips_and_updates(store: &dyn Store) {
         size: 123_456,
     });
     assert!(store.update_media(&before, &media).await.expect("update"));
-    assert_eq!(store.media(media.id).await.expect("read"), Some(media.clone()));
+    assert_eq!(
+        store.media(media.id).await.expect("read"),
+        Some(media.clone())
+    );
 
     // A writer that read the row before that change loses: it must read
     // again (compare-and-set).
     let mut late = before.clone();
     late.description = Some("late".into());
-    assert!(!store.update_media(&before, &late).await.expect("stale update"));
+    assert!(!store
+        .update_media(&before, &late)
+        .await
+        .expect("stale update"));
 
     // Someone else's id in the row is not theirs to change.
     let mallory = user(store, &ids, "mallory").await.id;
@@ -63,9 +72,15 @@ pub async fn media_round_trips_and_updates(store: &dyn Store) {
     stolen.account_id = mallory;
     stolen.description = Some("mine now".into());
     assert!(!store.update_media(&media, &stolen).await.expect("update"));
-    assert_eq!(store.media(media.id).await.expect("read"), Some(media.clone()));
+    assert_eq!(
+        store.media(media.id).await.expect("read"),
+        Some(media.clone())
+    );
 
-    assert_eq!(store.media(ids.next(alice.shard())).await.expect("read"), None);
+    assert_eq!(
+        store.media(ids.next(alice.shard())).await.expect("read"),
+        None
+    );
 }
 
 pub async fn deferred_processing_leaves_an_event(store: &dyn Store) {
@@ -95,11 +110,21 @@ pub async fn stale_unattached_media_is_swept(store: &dyn Store) {
     }
     let stale = store.stale_media(5_000, 10).await.expect("stale");
     let stale_ids: Vec<Id> = stale.iter().map(|m| m.id).collect();
-    assert_eq!(stale_ids, vec![old_a.id, old_b.id], "oldest first, fresh kept");
+    assert_eq!(
+        stale_ids,
+        vec![old_a.id, old_b.id],
+        "oldest first, fresh kept"
+    );
     assert_eq!(store.stale_media(5_000, 1).await.expect("stale").len(), 1);
 
-    assert!(store.delete_unattached_media(old_a.id).await.expect("delete"));
-    assert!(!store.delete_unattached_media(old_a.id).await.expect("again"));
+    assert!(store
+        .delete_unattached_media(old_a.id)
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_unattached_media(old_a.id)
+        .await
+        .expect("again"));
     assert_eq!(store.media(old_a.id).await.expect("read"), None);
     assert_eq!(store.media(fresh.id).await.expect("read"), Some(fresh));
 }

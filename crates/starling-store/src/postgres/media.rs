@@ -92,10 +92,10 @@ impl MediaStore for PgStore {
     async fn stale_media(&self, before_ms: i64, limit: usize) -> StoreResult<Vec<MediaAttachment>> {
         let mut out = Vec::new();
         for db in self.dbs() {
-            let rows = sqlx::query(
-                &format!("SELECT {MEDIA_COLUMNS} FROM media_attachments \
-                 WHERE status_id IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2"),
-            )
+            let rows = sqlx::query(&format!(
+                "SELECT {MEDIA_COLUMNS} FROM media_attachments \
+                 WHERE status_id IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2"
+            ))
             .bind(before_ms)
             .bind(limit as i64)
             .fetch_all(&db.primary)
@@ -111,12 +111,11 @@ impl MediaStore for PgStore {
     }
 
     async fn delete_unattached_media(&self, id: Id) -> StoreResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM media_attachments WHERE id = $1 AND status_id IS NULL")
-                .bind(id.as_i64())
-                .execute(self.writer(id.shard()))
-                .await
-                .map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM media_attachments WHERE id = $1 AND status_id IS NULL")
+            .bind(id.as_i64())
+            .execute(self.writer(id.shard()))
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 }

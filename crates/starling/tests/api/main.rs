@@ -15,6 +15,7 @@ mod counters;
 mod crash;
 mod discovery;
 mod graph;
+mod hardening;
 mod http_rules;
 mod notifications;
 mod oauth;
