@@ -774,6 +774,7 @@ mod tests {
             replies_count: 0,
             reblogs_count: 0,
             favourites_count: 0,
+            media: Vec::new(),
         };
         let post = Effects::status_created(&status(None, None));
         assert!(post.outbox);
