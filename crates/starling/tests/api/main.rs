@@ -17,6 +17,7 @@ mod discovery;
 mod graph;
 mod hardening;
 mod http_rules;
+mod media;
 mod notifications;
 mod oauth;
 mod process;
