@@ -159,10 +159,10 @@ impl Core {
         self.create(author_id, status, idempotency).await
     }
 
-    /// The uploads `media_ids` names, in that order, as Mastodon picks
-    /// them: the author's unattached uploads among the first four ids
-    /// (others are ignored); each must be processed, and a video or GIF
-    /// goes alone. The store checks again, atomically, when it attaches.
+    /// The uploads `media_ids` names, in that order, as Mastodon (4.3)
+    /// checks them: at most four, each the author's unattached upload
+    /// (else 422 naming the ids), each processed, and a video or GIF
+    /// alone. The store checks again, atomically, when it attaches.
     async fn media_to_attach(
         &self,
         author: Id,
@@ -174,23 +174,28 @@ impl Core {
             )));
         }
         let mut out: Vec<starling_domain::MediaAttachment> = Vec::new();
+        let mut missing: Vec<&str> = Vec::new();
         for raw in media_ids {
-            let Ok(id) = raw.trim().parse::<Id>() else {
-                continue;
+            let found = match raw.trim().parse::<Id>() {
+                Ok(id) if out.iter().any(|m| m.id == id) => continue,
+                Ok(id) => self.store.media(id).await?,
+                Err(_) => None,
             };
-            if out.iter().any(|m| m.id == id) {
-                continue;
+            match found {
+                Some(m) if m.account_id == author && m.status_id.is_none() => {
+                    if !m.is_ready() {
+                        return Err(CoreError::Unprocessable(MEDIA_GONE.into()));
+                    }
+                    out.push(m);
+                }
+                _ => missing.push(raw.trim()),
             }
-            let Some(m) = self.store.media(id).await? else {
-                continue;
-            };
-            if m.account_id != author || m.status_id.is_some() {
-                continue;
-            }
-            if !m.is_ready() {
-                return Err(CoreError::Unprocessable(MEDIA_GONE.into()));
-            }
-            out.push(m);
+        }
+        if !missing.is_empty() {
+            return Err(CoreError::Unprocessable(format!(
+                "Media {} not found or already attached to another post",
+                missing.join(", ")
+            )));
         }
         let moving = out
             .iter()

@@ -274,11 +274,23 @@ async fn statuses_carry_their_attachments(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    // Bob's upload is not Alice's to attach: ignored, as Mastodon does.
+    // Bob's upload is not Alice's to attach: refused, naming it, and
+    // nothing is attached or posted.
+    let r = app
+        .create_status(
+            Some(&alice.token),
+            &json!({"status": "two pictures", "media_ids": [ids[0], bobs, ids[1]]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(
+        r.error(),
+        format!("Media {bobs} not found or already attached to another post")
+    );
     let status = app
         .post_status_with(
             &alice,
-            json!({"status": "two pictures", "media_ids": [ids[0], bobs, ids[1]]}),
+            json!({"status": "two pictures", "media_ids": [ids[0], ids[1]]}),
         )
         .await;
     let shown: Vec<&str> = status["media_attachments"]
