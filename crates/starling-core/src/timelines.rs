@@ -395,8 +395,8 @@ impl Core {
         page: &Page,
     ) -> CoreResult<Vec<StatusView>> {
         self.account(account).await?;
-        // No pins and no media yet: those lists are empty, not errors.
-        if options.pinned || options.only_media {
+        // No pins yet: that list is empty, not an error.
+        if options.pinned {
             return Ok(vec![]);
         }
         // Hydration asks for this relation again: the reader's relations
@@ -426,6 +426,7 @@ impl Core {
             },
         };
         let filter = AccountStatusFilter {
+            only_media: options.only_media,
             exclude_replies: options.exclude_replies,
             exclude_reblogs: options.exclude_reblogs,
             up_to,

@@ -76,6 +76,9 @@ pub struct AccountStatusFilter {
     pub mentioning: Option<Id>,
     /// Only statuses with this hashtag (lowercase, without `#`).
     pub tagged: Option<String>,
+    /// Only statuses with attachments (`only_media`; a boost has none of
+    /// its own).
+    pub only_media: bool,
 }
 
 impl AccountStatusFilter {
@@ -94,7 +97,8 @@ impl AccountStatusFilter {
             .tagged
             .as_ref()
             .is_none_or(|t| status.tags.iter().any(|have| have == t));
-        visible && reply_kept && boost_kept && tag_kept
+        let media_kept = !self.only_media || !status.media.is_empty();
+        visible && reply_kept && boost_kept && tag_kept && media_kept
     }
 }
 

@@ -910,6 +910,9 @@ impl StatusStore for SqliteStore {
                 " AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)",
             );
         }
+        if filter.only_media {
+            sql.push_str(" AND s.media <> ''");
+        }
         if filter.exclude_reblogs {
             sql.push_str(" AND s.reblog_of_id IS NULL");
         }

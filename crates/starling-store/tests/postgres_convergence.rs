@@ -704,6 +704,7 @@ async fn concurrent_repairers_beside_traffic_apply_each_op_once() {
         assert_eq!(counts(&writer, *fan).await, (0, 0, 1));
     }
     let filter = AccountStatusFilter {
+        only_media: false,
         exclude_replies: false,
         exclude_reblogs: false,
         up_to: Visibility::Direct,
@@ -876,6 +877,7 @@ async fn check_in_step(store: &PgStore, urls: &[String], people: &[Id], posts: &
     }
 
     let everything = AccountStatusFilter {
+        only_media: false,
         exclude_replies: false,
         exclude_reblogs: false,
         up_to: Visibility::Direct,

@@ -480,6 +480,7 @@ async fn compare(bulk: &dyn Store, normal: &dyn Store, net: &Network) {
 
         // Their posts, as a viewer who may see everything sees them.
         let filter = AccountStatusFilter {
+            only_media: false,
             exclude_replies: false,
             exclude_reblogs: false,
             up_to: Visibility::Direct,

@@ -521,6 +521,7 @@ pub async fn text_with_nul_finds_nothing(store: &dyn Store) {
             .expect("tag statuses")
             .is_empty());
         let filter = AccountStatusFilter {
+            only_media: false,
             exclude_replies: false,
             exclude_reblogs: false,
             up_to: Visibility::Direct,

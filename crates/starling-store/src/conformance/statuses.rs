@@ -14,6 +14,7 @@ use super::support::{
 use crate::{AccountStatusFilter, Created, IdempotencyKey, NewStatus, Store};
 
 const EVERYTHING: AccountStatusFilter = AccountStatusFilter {
+    only_media: false,
     exclude_replies: false,
     exclude_reblogs: false,
     up_to: Visibility::Direct,
@@ -853,6 +854,7 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
         "up_to Direct lists every status and boost of the account, newest first"
     );
     let up_to = |up_to| AccountStatusFilter {
+        only_media: false,
         up_to,
         ..EVERYTHING
     };
@@ -880,6 +882,7 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
     );
     assert_eq!(
         list(AccountStatusFilter {
+            only_media: false,
             exclude_replies: true,
             ..EVERYTHING
         })
@@ -889,6 +892,7 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
     );
     assert_eq!(
         list(AccountStatusFilter {
+            only_media: false,
             exclude_reblogs: true,
             ..EVERYTHING
         })
@@ -905,6 +909,7 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
     );
     assert_eq!(
         list(AccountStatusFilter {
+            only_media: false,
             exclude_replies: true,
             exclude_reblogs: true,
             up_to: Visibility::Public,
@@ -931,6 +936,7 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
     )
     .await;
     let pinned = AccountStatusFilter {
+        only_media: false,
         exclude_reblogs: true,
         ..up_to(Visibility::Unlisted)
     };
@@ -980,6 +986,7 @@ pub async fn account_statuses_filter_and_page(store: &dyn Store) {
                     [(false, false), (true, false), (false, true), (true, true)]
                 {
                     let filter = AccountStatusFilter {
+                        only_media: false,
                         exclude_replies,
                         exclude_reblogs,
                         up_to,
@@ -1517,6 +1524,7 @@ pub async fn tagged_filter_compares_tags_exactly(store: &dyn Store) {
     create(store, tagged(&ids, alice, &["xa_b"])).await;
     create(store, tagged(&ids, alice, &["a%b"])).await;
     let with = |tag: &str| AccountStatusFilter {
+        only_media: false,
         exclude_replies: false,
         exclude_reblogs: false,
         up_to: Visibility::Direct,

@@ -618,6 +618,9 @@ impl StatusStore for PgStore {
                 if filter.exclude_reblogs {
                     qb.push(" AND s.reblog_of_id IS NULL");
                 }
+                if filter.only_media {
+                    qb.push(" AND s.media <> ''");
+                }
                 if let Some(tag) = &filter.tagged {
                     qb.push(" AND ")
                         .push_bind(tag.clone())

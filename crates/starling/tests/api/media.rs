@@ -319,6 +319,20 @@ async fn statuses_carry_their_attachments(app: &TestApp) {
         listed.list()[0]["media_attachments"][1]["id"],
         ids[1].as_str()
     );
+    // The profile's media tab (`only_media`) lists only statuses with some.
+    app.post_status(&alice, "words only").await;
+    let media_tab = app
+        .get(
+            &format!("/api/v1/accounts/{}/statuses?only_media=true", alice.id),
+            Some(&bob.token),
+        )
+        .await;
+    let listed: Vec<String> = media_tab
+        .list()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, vec![sid.to_owned()]);
 
     // An upload goes on one status only.
     let r = app
