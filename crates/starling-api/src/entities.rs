@@ -100,8 +100,14 @@ pub struct AccountJson {
 
 impl AccountJson {
     pub fn new(a: &Account, s: &ApiSettings) -> Self {
-        let avatar = s.url("/avatars/original/missing.png");
-        let header = s.url("/headers/original/missing.png");
+        let avatar = a.avatar.as_deref().map_or_else(
+            || s.url("/avatars/original/missing.png"),
+            |key| s.media_url(key),
+        );
+        let header = a.header.as_deref().map_or_else(
+            || s.url("/headers/original/missing.png"),
+            |key| s.media_url(key),
+        );
         Self {
             id: a.id.to_string(),
             username: a.username.clone(),

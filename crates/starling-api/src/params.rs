@@ -175,6 +175,40 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(read(req, state, false).await?.0)
+    }
+}
+
+/// A file part of a multipart body (`avatar`, `header`).
+#[derive(Clone, Debug)]
+pub struct FilePart {
+    pub name: String,
+    pub bytes: Bytes,
+}
+
+/// Most file parts one request may carry.
+const MAX_FILES: usize = 4;
+
+/// [`Params`] and the file parts of a multipart body, for the endpoints
+/// that take files besides parameters (`update_credentials`).
+pub struct ParamsWithFiles(pub Params, pub Vec<FilePart>);
+
+impl<S: Send + Sync> FromRequest<S> for ParamsWithFiles {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (params, files) = read(req, state, true).await?;
+        Ok(Self(params, files))
+    }
+}
+
+async fn read<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    keep_files: bool,
+) -> Result<(Params, Vec<FilePart>), ApiError> {
+    let mut files = Vec::new();
+    {
         let mut params = Params::from_query(req.uri().query())?;
         let content_type = req
             .headers()
@@ -195,9 +229,19 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                     continue;
                 };
                 if field.file_name().is_some() {
-                    // File parts (avatar, header, media) are read by the
-                    // endpoints that take files; elsewhere they are skipped.
-                    tracing::debug!(field = %name, "skipping file part");
+                    // File parts are kept for the endpoints that take
+                    // files; elsewhere they are skipped.
+                    if keep_files {
+                        if files.len() >= MAX_FILES {
+                            return Err(ApiError::BadRequest(
+                                "Invalid multipart body: too many files".into(),
+                            ));
+                        }
+                        let bytes = field.bytes().await.map_err(bad)?;
+                        files.push(FilePart { name, bytes });
+                    } else {
+                        tracing::debug!(field = %name, "skipping file part");
+                    }
                     continue;
                 }
                 let text = field.text().await.map_err(bad)?;
@@ -207,7 +251,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                 }
             }
             params.merge(Params::from_pairs(pairs.into_iter())?.0);
-            return Ok(params);
+            return Ok((params, files));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -220,7 +264,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(params);
+            return Ok((params, files));
         }
         if content_type.starts_with("application/json") || content_type.ends_with("+json") {
             match serde_json::from_slice::<Value>(&bytes) {
@@ -239,7 +283,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             // Forms, and bodies sent without a content type.
             params.merge(Params::from_pairs(form_urlencoded::parse(&bytes))?.0);
         }
-        Ok(params)
+        Ok((params, files))
     }
 }
 

@@ -97,7 +97,8 @@ fn visibility_of(code: u8) -> Option<Visibility> {
     })
 }
 
-/// An account's fields in format 1's order.
+/// An account's fields in format 2's order (format 1 had no avatar and
+/// header).
 #[derive(Serialize, Deserialize)]
 struct AccountV1<'a>(
     Id,
@@ -116,6 +117,8 @@ struct AccountV1<'a>(
     i64,
     i64,
     Option<i64>,
+    Option<Cow<'a, str>>,
+    Option<Cow<'a, str>>,
 );
 
 impl CachedObject for Account {
@@ -143,6 +146,8 @@ impl CachedObject for Account {
             followers_count,
             following_count,
             last_status_at_ms,
+            avatar,
+            header,
         } = self;
         encoded(&AccountV1(
             *id,
@@ -169,6 +174,8 @@ impl CachedObject for Account {
             *followers_count,
             *following_count,
             *last_status_at_ms,
+            avatar.as_deref().map(Cow::Borrowed),
+            header.as_deref().map(Cow::Borrowed),
         ))
     }
 
@@ -190,6 +197,8 @@ impl CachedObject for Account {
             followers_count,
             following_count,
             last_status_at_ms,
+            avatar,
+            header,
         ) = decoded(bytes)?;
         Some(Account {
             id,
@@ -214,6 +223,8 @@ impl CachedObject for Account {
             followers_count,
             following_count,
             last_status_at_ms,
+            avatar: avatar.map(Cow::into_owned),
+            header: header.map(Cow::into_owned),
         })
     }
 }
@@ -365,6 +376,8 @@ mod tests {
             followers_count: 10_000,
             following_count: 0,
             last_status_at_ms: Some(1_700_000_000_123),
+            avatar: Some("media/1/small.png".into()),
+            header: None,
         }
     }
 

@@ -10,6 +10,7 @@ use starling_domain::{
 };
 use starling_store::NewAccount;
 
+use crate::media::ProfileImage;
 use crate::oauth::IssuedToken;
 use crate::{Core, CoreError, CoreResult, Principal};
 
@@ -36,6 +37,9 @@ pub struct ProfileInput {
     pub sensitive: Option<bool>,
     pub language: Option<String>,
     pub fields: Option<Vec<ProfileField>>,
+    /// New profile picture and header, as uploaded.
+    pub avatar: Option<bytes::Bytes>,
+    pub header: Option<bytes::Bytes>,
 }
 
 /// Validated registration data.
@@ -170,7 +174,7 @@ impl Core {
         caller.require_scope(&[Scope::WriteAccounts])?;
         let id = caller.user()?;
         let mut errors = ValidationErrors::default();
-        let update = ProfileUpdate {
+        let mut update = ProfileUpdate {
             display_name: input
                 .display_name
                 .as_deref()
@@ -205,11 +209,42 @@ impl Core {
                 })),
             },
             fields: input.fields.and_then(|f| errors.check(parse_fields(f))),
+            avatar: None,
+            header: None,
         };
         errors.into_result()?;
-        self.write_profile(id, &update)
+        // The files first: the profile never points at a missing one.
+        if let Some(bytes) = input.avatar {
+            update.avatar = Some(
+                self.store_profile_image(id, bytes, ProfileImage::Avatar)
+                    .await?,
+            );
+        }
+        if let Some(bytes) = input.header {
+            update.header = Some(
+                self.store_profile_image(id, bytes, ProfileImage::Header)
+                    .await?,
+            );
+        }
+        let before = if update.avatar.is_some() || update.header.is_some() {
+            Some(self.account(id).await?)
+        } else {
+            None
+        };
+        let account = self
+            .write_profile(id, &update)
             .await?
-            .ok_or(CoreError::NotFound)
+            .ok_or(CoreError::NotFound)?;
+        if let Some(before) = before {
+            let replaced = [
+                before.avatar.filter(|_| update.avatar.is_some()),
+                before.header.filter(|_| update.header.is_some()),
+            ];
+            for key in replaced.into_iter().flatten() {
+                self.forget_media_file(&key).await;
+            }
+        }
+        Ok(account)
     }
 
     pub async fn count_accounts(&self) -> CoreResult<u64> {

@@ -321,6 +321,75 @@ impl Core {
     }
 }
 
+/// Which profile image an upload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileImage {
+    /// Shown small: the preview variant (about 480x480) is kept.
+    Avatar,
+    /// Shown wide: the original (capped in pixels) is kept.
+    Header,
+}
+
+impl Core {
+    /// Processes a profile picture or header like any image upload (its
+    /// real format checked, metadata dropped) and stores the variant it
+    /// is shown as; its storage key.
+    pub(crate) async fn store_profile_image(
+        &self,
+        account: Id,
+        bytes: Bytes,
+        which: ProfileImage,
+    ) -> CoreResult<String> {
+        let field = match which {
+            ProfileImage::Avatar => "avatar",
+            ProfileImage::Header => "header",
+        };
+        let refuse = |why: &str| {
+            CoreError::Validation(FieldError::new(field, ErrorCode::Invalid, why.to_owned()).into())
+        };
+        if starling_media::sniff(&bytes) != Some(MediaKind::Image) {
+            return Err(refuse("must be a still JPEG, PNG, GIF or WebP image"));
+        }
+        if bytes.len() > self.settings.media_limits.image_max_bytes {
+            return Err(refuse("file size is too large"));
+        }
+        let processed = match self.process_bytes(bytes).await {
+            Ok(p) => p,
+            Err(CoreError::Validation(e)) => {
+                let why =
+                    e.0.first()
+                        .map_or_else(String::new, |f| f.description.clone());
+                return Err(refuse(&why));
+            }
+            Err(e) => return Err(e),
+        };
+        let id = self.ids.next(account.shard()).as_i64() as u64;
+        let (key, variant) = match which {
+            ProfileImage::Avatar => (
+                starling_media::small_key(id, processed.small.ext),
+                processed.small,
+            ),
+            ProfileImage::Header => (
+                starling_media::original_key(id, processed.original.ext),
+                processed.original,
+            ),
+        };
+        self.media
+            .put(&key, Bytes::from(variant.bytes), variant.content_type)
+            .await
+            .map_err(media_error)?;
+        Ok(key)
+    }
+
+    /// Removes a file nothing points at any more; a failure leaves a stray
+    /// file, logged, not an error for the caller.
+    pub(crate) async fn forget_media_file(&self, key: &str) {
+        if let Err(e) = self.media.delete(key).await {
+            tracing::warn!(key, error = %e, "could not remove a replaced media file");
+        }
+    }
+}
+
 /// Every storage key an attachment may have files under.
 pub fn media_keys(media: &MediaAttachment) -> Vec<String> {
     let mut keys = vec![upload_key(media.id)];

@@ -227,6 +227,10 @@ pub struct Account {
     pub followers_count: i64,
     pub following_count: i64,
     pub last_status_at_ms: Option<i64>,
+    /// Media storage keys of the profile picture and header, once set
+    /// (`None`: the default images).
+    pub avatar: Option<String>,
+    pub header: Option<String>,
 }
 
 impl Account {
@@ -249,6 +253,8 @@ impl Account {
             followers_count: 0,
             following_count: 0,
             last_status_at_ms: None,
+            avatar: None,
+            header: None,
         }
     }
 }
@@ -265,6 +271,10 @@ pub struct ProfileUpdate {
     pub sensitive: Option<bool>,
     pub language: Option<Option<String>>,
     pub fields: Option<Vec<ProfileField>>,
+    /// New storage keys of the profile picture and header (the files are
+    /// stored before the profile points at them).
+    pub avatar: Option<String>,
+    pub header: Option<String>,
 }
 
 impl ProfileUpdate {
@@ -273,6 +283,12 @@ impl ProfileUpdate {
     }
 
     pub fn apply(&self, account: &mut Account) {
+        if let Some(key) = &self.avatar {
+            account.avatar = Some(key.clone());
+        }
+        if let Some(key) = &self.header {
+            account.header = Some(key.clone());
+        }
         if let Some(v) = &self.display_name {
             account.display_name.clone_from(v);
         }

@@ -143,7 +143,7 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
 pub(crate) const ACCOUNT_COLUMNS: &str =
     "id, username, display_name, note, fields, locked, bot, discoverable, \
      privacy, sensitive, language, created_at, statuses_count, followers_count, following_count, \
-     last_status_at";
+     last_status_at, avatar, header";
 
 pub(crate) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
     let fields_json: String = row.get("fields");
@@ -174,6 +174,8 @@ pub(crate) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
         followers_count: row.get("followers_count"),
         following_count: row.get("following_count"),
         last_status_at_ms: row.get("last_status_at"),
+        avatar: row.get("avatar"),
+        header: row.get("header"),
     })
 }
 
@@ -210,6 +212,8 @@ pub(crate) fn account_from_fast(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sto
         followers_count: row.get("followers_count")?,
         following_count: row.get("following_count")?,
         last_status_at_ms: row.get("last_status_at")?,
+        avatar: row.get("avatar")?,
+        header: row.get("header")?,
     }))
 }
 
@@ -310,7 +314,7 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         sqlx::query(&format!(
             "INSERT INTO accounts ({ACCOUNT_COLUMNS}, username_key) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(a.id.as_i64())
         .bind(&a.username)
@@ -328,6 +332,8 @@ impl Store for SqliteStore {
         .bind(a.followers_count)
         .bind(a.following_count)
         .bind(a.last_status_at_ms)
+        .bind(&a.avatar)
+        .bind(&a.header)
         .bind(a.username.to_ascii_lowercase())
         .execute(&mut *tx)
         .await
@@ -437,7 +443,8 @@ impl Store for SqliteStore {
         update.apply(&mut account);
         sqlx::query(
             "UPDATE accounts SET display_name = ?, note = ?, fields = ?, locked = ?, bot = ?, \
-             discoverable = ?, privacy = ?, sensitive = ?, language = ? WHERE id = ?",
+             discoverable = ?, privacy = ?, sensitive = ?, language = ?, avatar = ?, header = ? \
+             WHERE id = ?",
         )
         .bind(&account.display_name)
         .bind(&account.note)
@@ -448,6 +455,8 @@ impl Store for SqliteStore {
         .bind(account.privacy.as_str())
         .bind(account.sensitive)
         .bind(&account.language)
+        .bind(&account.avatar)
+        .bind(&account.header)
         .bind(id.as_i64())
         .execute(&mut *tx)
         .await

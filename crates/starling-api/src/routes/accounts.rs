@@ -15,7 +15,7 @@ use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, CredentialAccountJson, TokenJson};
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::{enforce_ip, ip_of};
-use crate::params::{de, Params};
+use crate::params::{de, Params, ParamsWithFiles};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -146,9 +146,16 @@ fn parse_fields(v: Value) -> Result<Vec<ProfileField>, ApiError> {
 pub async fn update_credentials(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    params: Params,
+    ParamsWithFiles(params, files): ParamsWithFiles,
 ) -> ApiResult<Json<CredentialAccountJson>> {
     let p: UpdateParams = params.parse()?;
+    let file = |name: &str| {
+        files
+            .iter()
+            .rev()
+            .find(|f| f.name == name && !f.bytes.is_empty())
+            .map(|f| f.bytes.clone())
+    };
     let source = p.source.unwrap_or_default();
     let account = state
         .core
@@ -164,6 +171,8 @@ pub async fn update_credentials(
                 sensitive: source.sensitive,
                 language: source.language,
                 fields: p.fields_attributes.map(parse_fields).transpose()?,
+                avatar: file("avatar"),
+                header: file("header"),
             },
         )
         .await?;

@@ -82,6 +82,8 @@ macro_rules! route_table {
 }
 
 const READ_ACCOUNTS: &[Scope] = &[ReadAccounts];
+/// A profile update may carry a picture and a header (16 MiB each at most).
+const PROFILE_BODY_LIMIT: usize = 40 * 1024 * 1024;
 const READ_STATUSES: &[Scope] = &[ReadStatuses];
 
 route_table! {
@@ -109,7 +111,8 @@ route_table! {
     POST "/api/v1/accounts" => accounts::register, Access::Token(&[WriteAccounts]);
     GET "/api/v1/accounts/verify_credentials" => accounts::verify_credentials,
         Access::User(&[ReadAccounts, Profile]);
-    PATCH "/api/v1/accounts/update_credentials" => accounts::update_credentials,
+    PATCH "/api/v1/accounts/update_credentials" =>
+        accounts::update_credentials.layer(DefaultBodyLimit::max(PROFILE_BODY_LIMIT)),
         Access::User(&[WriteAccounts]);
     PUT "/api/v1/accounts/update_credentials" => accounts::update_credentials,
         Access::User(&[WriteAccounts]);

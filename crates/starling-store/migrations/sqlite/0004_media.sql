@@ -14,3 +14,6 @@ CREATE INDEX media_by_status ON media_attachments(status_id) WHERE status_id IS 
 -- A status's attachments, as a JSON array ('' for none): they do not change
 -- once attached, so a page of statuses stays one read.
 ALTER TABLE statuses ADD COLUMN media TEXT NOT NULL DEFAULT '';
+-- Profile pictures and headers: storage keys of their files.
+ALTER TABLE accounts ADD COLUMN avatar TEXT;
+ALTER TABLE accounts ADD COLUMN header TEXT;

@@ -33,7 +33,7 @@ impl PgStore {
         sqlx::query(&format!(
             "INSERT INTO accounts ({ACCOUNT_COLUMNS}, username_key, display_key) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18)"
+             $18, $19, $20)"
         ))
         .bind(a.id.as_i64())
         .bind(&a.username)
@@ -51,6 +51,8 @@ impl PgStore {
         .bind(a.followers_count)
         .bind(a.following_count)
         .bind(a.last_status_at_ms)
+        .bind(&a.avatar)
+        .bind(&a.header)
         .bind(a.username.to_ascii_lowercase())
         .bind(display_key(&a.display_name))
         .execute(&mut *tx)
@@ -328,7 +330,7 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE accounts SET display_name = $1, display_key = $2, note = $3, fields = $4, \
              locked = $5, bot = $6, discoverable = $7, privacy = $8, sensitive = $9, \
-             language = $10 WHERE id = $11",
+             language = $10, avatar = $11, header = $12 WHERE id = $13",
         )
         .bind(&account.display_name)
         .bind(display_key(&account.display_name))
@@ -340,6 +342,8 @@ impl Store for PgStore {
         .bind(account.privacy.as_str())
         .bind(account.sensitive)
         .bind(&account.language)
+        .bind(&account.avatar)
+        .bind(&account.header)
         .bind(id.as_i64())
         .execute(&mut *tx)
         .await

@@ -15,7 +15,8 @@ use crate::StoreResult;
 
 pub(crate) const ACCOUNT_COLUMNS: &str =
     "id, username, display_name, note, fields, locked, bot, discoverable, privacy, sensitive, \
-     language, created_at, statuses_count, followers_count, following_count, last_status_at";
+     language, created_at, statuses_count, followers_count, following_count, last_status_at, \
+     avatar, header";
 
 pub(crate) const STATUS_COLUMNS: &str = "s.id, s.account_id, s.reblog_of_id, s.in_reply_to_id, \
      s.in_reply_to_account_id, s.text, s.content, s.spoiler_text, s.sensitive, s.visibility, \
@@ -86,6 +87,8 @@ pub(crate) fn account_from_row(row: &PgRow) -> StoreResult<Account> {
         followers_count: row.get("followers_count"),
         following_count: row.get("following_count"),
         last_status_at_ms: row.get("last_status_at"),
+        avatar: row.get("avatar"),
+        header: row.get("header"),
     })
 }
 

@@ -392,6 +392,62 @@ async fn large_uploads_are_processed_by_a_worker(app: &TestApp) {
     assert!(done["meta"]["small"]["width"].as_u64().unwrap() < 1300);
 }
 
+async fn profile_pictures_and_headers(app: &TestApp) {
+    let user = app.user().await;
+    let patch = |form: Form| {
+        app.request(Method::PATCH, "/api/v1/accounts/update_credentials")
+            .bearer_auth(&user.token)
+            .multipart(form)
+    };
+    let form = Form::new()
+        .text("display_name", "Pictured")
+        .part("avatar", file_part(png(600, 600), "me.png", "image/png"))
+        .part("header", file_part(png(1500, 500), "wide.png", "image/png"));
+    let me = app.send(patch(form)).await.expect(200).clone();
+    assert_eq!(me["display_name"], "Pictured");
+    let avatar = me["avatar"].as_str().unwrap().to_owned();
+    assert!(!avatar.contains("missing.png"), "{avatar}");
+    assert_eq!(me["avatar_static"], avatar.as_str());
+    let got = fetch(app, &avatar, &[]).await;
+    assert_eq!(got.status(), 200);
+    let img = image::load_from_memory(&got.bytes().await.unwrap()).unwrap();
+    assert!(
+        img.width() <= 480 && img.width() == img.height(),
+        "{}",
+        img.width()
+    );
+    let header = me["header"].as_str().unwrap();
+    let wide =
+        image::load_from_memory(&fetch(app, header, &[]).await.bytes().await.unwrap()).unwrap();
+    assert_eq!((wide.width(), wide.height()), (1500, 500));
+    // Everyone sees it, on the account and on its statuses.
+    let shown = app
+        .get(&format!("/api/v1/accounts/{}", user.id), None)
+        .await;
+    assert_eq!(shown.expect(200)["avatar"], avatar.as_str());
+
+    // A new picture replaces the old, whose file goes; other fields stay.
+    let form = Form::new().part("avatar", file_part(png(100, 80), "new.png", "image/png"));
+    let again = app.send(patch(form)).await.expect(200).clone();
+    assert_ne!(again["avatar"], avatar.as_str());
+    assert_eq!(again["display_name"], "Pictured");
+    assert_eq!(again["header"], header);
+    assert_eq!(fetch(app, &avatar, &[]).await.status(), 404);
+
+    // Not an image: 422 naming the field, nothing changed.
+    let form = Form::new().part(
+        "avatar",
+        file_part(b"GIF89a nope".to_vec(), "x.gif", "image/gif"),
+    );
+    let r = app.send(patch(form)).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.error().contains("Avatar"), "{}", r.text);
+    let after = app
+        .get("/api/v1/accounts/verify_credentials", Some(&user.token))
+        .await;
+    assert_eq!(after.expect(200)["avatar"], again["avatar"]);
+}
+
 #[tokio::test]
 async fn media_on_sqlite() {
     let app = TestApp::spawn().await;
@@ -401,6 +457,7 @@ async fn media_on_sqlite() {
     description_and_focus_change_until_attached(&app).await;
     statuses_carry_their_attachments(&app).await;
     large_uploads_are_processed_by_a_worker(&app).await;
+    profile_pictures_and_headers(&app).await;
 }
 
 #[tokio::test]
@@ -412,4 +469,5 @@ async fn media_on_postgres() {
     description_and_focus_change_until_attached(&app).await;
     statuses_carry_their_attachments(&app).await;
     large_uploads_are_processed_by_a_worker(&app).await;
+    profile_pictures_and_headers(&app).await;
 }
