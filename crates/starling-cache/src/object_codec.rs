@@ -455,7 +455,12 @@ mod tests {
         let overhead = s.encode().len() - s.text.len() - s.content.len();
         assert!(overhead < 120, "{overhead} bytes besides text and content");
         let a = account();
-        let overhead = a.encode().len() - a.note.len() - a.display_name.len();
-        assert!(overhead < 140, "{overhead} bytes besides the profile text");
+        let keys =
+            a.avatar.as_ref().map_or(0, String::len) + a.header.as_ref().map_or(0, String::len);
+        let overhead = a.encode().len() - a.note.len() - a.display_name.len() - keys;
+        assert!(
+            overhead < 150,
+            "{overhead} bytes besides the profile text and image keys"
+        );
     }
 }
