@@ -146,6 +146,12 @@ start_test() {
     log "already runs (pid $(test_pid)) on $TEST_PORT"
     test_url; return 0
   fi
+  # Another checkout's test PgBouncer (same configuration, same server) will
+  # do: tests only need one in transaction mode on this port.
+  if port_up "$TEST_PORT" && pgrep -f "pgbouncer-test/pgbouncer.ini" >/dev/null 2>&1; then
+    log "another checkout's test PgBouncer runs on $TEST_PORT; using it"
+    test_url; return 0
+  fi
   port_up "$TEST_PORT" && die "port $TEST_PORT is taken by something else (set STARLING_TEST_PGBOUNCER_PORT)"
   local bin; bin=$(ensure)
   local upstream="${STARLING_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
