@@ -162,22 +162,15 @@ impl Core {
         let small_key = starling_media::small_key(media.id.as_i64() as u64, processed.small.ext);
         let original = file_of(original_key.clone(), &processed.original);
         let small = file_of(small_key.clone(), &processed.small);
-        self.media
-            .put(
-                &original_key,
-                Bytes::from(processed.original.bytes),
-                processed.original.content_type,
-            )
-            .await
-            .map_err(media_error)?;
-        self.media
-            .put(
-                &small_key,
-                Bytes::from(processed.small.bytes),
-                processed.small.content_type,
-            )
-            .await
-            .map_err(media_error)?;
+        for (key, variant) in [
+            (&original_key, processed.original),
+            (&small_key, processed.small),
+        ] {
+            self.media
+                .put(key, Bytes::from(variant.bytes), variant.content_type)
+                .await
+                .map_err(media_error)?;
+        }
         media.kind = kind_of(processed.kind);
         media.original = Some(original);
         media.small = Some(small);

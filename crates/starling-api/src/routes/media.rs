@@ -27,6 +27,17 @@ fn failed(m: &MediaAttachment) -> ApiError {
     )
 }
 
+/// An upload as its owner polls it: 200 when ready, 206 while processing,
+/// 422 with the reason when it failed.
+fn shown(state: &AppState, media: &MediaAttachment) -> ApiResult<Response> {
+    let status = match media.state {
+        MediaState::Ready => StatusCode::OK,
+        MediaState::Processing => StatusCode::PARTIAL_CONTENT,
+        MediaState::Failed => return Err(failed(media)),
+    };
+    Ok((status, Json(MediaJson::new(media, &state.settings))).into_response())
+}
+
 /// `POST /api/v2/media`: 200 with the URLs when processed at once (small
 /// images), 202 with `url: null` when a worker processes it.
 pub async fn create_v2(
@@ -62,12 +73,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let media = state.core.own_media(&caller, media_id(&id)?).await?;
-    let status = match media.state {
-        MediaState::Ready => StatusCode::OK,
-        MediaState::Processing => StatusCode::PARTIAL_CONTENT,
-        MediaState::Failed => return Err(failed(&media)),
-    };
-    Ok((status, Json(MediaJson::new(&media, &state.settings))).into_response())
+    shown(&state, &media)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,12 +103,7 @@ pub async fn update(
         .core
         .update_media(&caller, media_id(&id)?, update)
         .await?;
-    let status = match media.state {
-        MediaState::Ready => StatusCode::OK,
-        MediaState::Processing => StatusCode::PARTIAL_CONTENT,
-        MediaState::Failed => return Err(failed(&media)),
-    };
-    Ok((status, Json(MediaJson::new(&media, &state.settings))).into_response())
+    shown(&state, &media)
 }
 
 /// A year: the files under a key never change.
