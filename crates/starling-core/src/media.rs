@@ -23,6 +23,10 @@ use crate::{Core, CoreError, CoreResult, Principal};
 /// hundred milliseconds); larger ones, and every video, go to a worker.
 pub const PROCESS_NOW_MAX_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long `POST /api/v1/media` (which Mastodon answers once processed)
+/// waits for a worker to process a video; after that it answers like v2.
+pub const WAIT_FOR_WORKER: Duration = Duration::from_secs(20);
+
 /// How many times a read-modify-write of an upload is tried.
 const MODIFY_TRIES: usize = 8;
 
@@ -86,9 +90,10 @@ impl Core {
         &self.media
     }
 
-    /// Receives an upload. With `wait`, or for a small image, it is
-    /// processed before this returns; otherwise it is handed to a worker
-    /// and comes back `Processing`.
+    /// Receives an upload. A small image, or any image with `wait`, is
+    /// processed before this returns; anything else is handed to a worker
+    /// and comes back `Processing` (with `wait`, once the worker is done
+    /// or [`WAIT_FOR_WORKER`] has passed).
     pub async fn upload_media(
         &self,
         caller: &Principal,
@@ -126,7 +131,10 @@ impl Core {
             error: None,
             created_at_ms: self.clock.now_ms(),
         };
-        let now = wait || (kind == MediaKind::Image && input.bytes.len() <= PROCESS_NOW_MAX_BYTES);
+        // Video is never processed on the request path (a transcode can
+        // outlast the request's deadline, and the work would be lost):
+        // `wait` waits for the worker instead, within a bound.
+        let now = kind == MediaKind::Image && (wait || input.bytes.len() <= PROCESS_NOW_MAX_BYTES);
         if now {
             let processed = self.process_bytes(input.bytes).await?;
             self.store_variants(&mut media, processed).await?;
@@ -138,6 +146,17 @@ impl Core {
             .await
             .map_err(media_error)?;
         self.write_media(&media, true).await?;
+        if wait {
+            let deadline = tokio::time::Instant::now() + WAIT_FOR_WORKER;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                match self.store.media(id).await? {
+                    Some(m) if m.state != MediaState::Processing => return Ok(m),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        }
         Ok(media)
     }
 

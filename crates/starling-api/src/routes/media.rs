@@ -55,15 +55,23 @@ pub async fn create_v2(
     Ok((status, Json(MediaJson::new(&media, &state.settings))).into_response())
 }
 
-/// `POST /api/v1/media` (Elk): always processed before answering.
+/// `POST /api/v1/media` (Elk): answered once processed (a video still
+/// processing after a bound is answered 202, as v2 would).
 pub async fn create_v1(
     State(state): State<AppState>,
     Auth(caller): Auth,
     req: Request,
-) -> ApiResult<Json<MediaJson>> {
+) -> ApiResult<Response> {
     let UploadForm(input) = UploadForm::read(req, state.settings.max_upload_bytes).await?;
     let media = state.core.upload_media(&caller, input, true).await?;
-    Ok(Json(MediaJson::new(&media, &state.settings)))
+    if media.state == MediaState::Processing {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(MediaJson::new(&media, &state.settings)),
+        )
+            .into_response());
+    }
+    shown(&state, &media)
 }
 
 /// `GET /api/v1/media/:id`: 200 when ready, 206 while processing.

@@ -471,3 +471,73 @@ async fn media_on_postgres() {
     large_uploads_are_processed_by_a_worker(&app).await;
     profile_pictures_and_headers(&app).await;
 }
+
+/// A one-second MP4 made by ffmpeg; `None` (said so) without ffmpeg, unless
+/// services are required.
+fn mp4(test: &str) -> Option<Vec<u8>> {
+    if !starling_media::ffmpeg_available() {
+        assert!(
+            !starling_testkit::services_required(),
+            "{test}: ffmpeg not found (scripts/services.sh ensure installs it)"
+        );
+        eprintln!("SKIPPED {test}: ffmpeg not found");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("clip.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc=duration=1:size=160x120:rate=10")
+        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make a clip");
+    Some(std::fs::read(out).expect("clip"))
+}
+
+#[tokio::test]
+async fn videos_are_processed_by_a_worker() {
+    let Some(clip) = mp4("videos_are_processed_by_a_worker") else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    // v2: accepted at once, processed by the media worker.
+    let form = Form::new().part("file", file_part(clip.clone(), "clip.mp4", "video/mp4"));
+    let r = upload(&app, "/api/v2/media", &user.token, form).await;
+    let id = r.expect(202)["id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    let done = app
+        .get(&format!("/api/v1/media/{id}"), Some(&user.token))
+        .await;
+    let done = done.expect(200);
+    assert_eq!(done["type"], "video");
+    assert_eq!(done["meta"]["original"]["width"], 160);
+    assert!(done["meta"]["duration"].as_f64().is_some_and(|d| d > 0.5));
+    let poster = fetch(&app, done["preview_url"].as_str().unwrap(), &[]).await;
+    assert_eq!(poster.headers()["content-type"], "image/jpeg");
+    let video = fetch(
+        &app,
+        done["url"].as_str().unwrap(),
+        &[("range", "bytes=0-99")],
+    )
+    .await;
+    assert_eq!(video.status(), 206);
+    assert_eq!(video.headers()["content-type"], "video/mp4");
+
+    // v1 (Elk): answered once the worker is done.
+    let form = Form::new().part("file", file_part(clip, "clip.mp4", "video/mp4"));
+    let r = upload(&app, "/api/v1/media", &user.token, form).await;
+    assert_eq!(r.expect(200)["type"], "video");
+
+    // A video goes alone.
+    let picture = upload_png(&app, &user).await;
+    let r = app
+        .create_status(
+            Some(&user.token),
+            &json!({"status": "x", "media_ids": [id, picture["id"]]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+}
