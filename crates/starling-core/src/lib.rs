@@ -105,6 +105,10 @@ pub struct Core {
     timelines: Arc<dyn TimelineCache>,
     objects: ObjectCache,
     media: Arc<dyn starling_media::MediaStorage>,
+    /// Uploads decoded at once in this process: one per core, so a burst
+    /// of large images queues instead of holding a decoded frame (up to
+    /// ~130 MB each) per request in memory at the same time.
+    media_slots: Arc<tokio::sync::Semaphore>,
     /// Poked after each write with an event, so the relay in this process
     /// picks it up at once instead of at its next poll (by
     /// [`Core::apply_effects`], as every write's effects are).
@@ -138,6 +142,9 @@ impl Core {
                 }),
             )
             .keeping_recent(settings.recent_ids_per_author),
+            media_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             outbox_written: Arc::new(Notify::new()),
             ids,
             clock,

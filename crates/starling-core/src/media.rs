@@ -160,14 +160,24 @@ impl Core {
         Ok(media)
     }
 
-    /// Decodes and re-encodes off the async threads; a panic in a codec
-    /// is a refused file, not a dead worker.
+    /// Decodes and re-encodes off the async threads, at most one upload
+    /// per core at a time; a panic in a codec is a refused file, not a dead
+    /// worker.
     async fn process_bytes(&self, bytes: Bytes) -> CoreResult<Processed> {
         let limits = self.settings.media_limits.clone();
-        tokio::task::spawn_blocking(move || starling_media::process(&bytes, &limits))
+        let slot = self
+            .media_slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| invalid_file("could not be processed".into()))?
-            .map_err(media_error)
+            .map_err(|_| CoreError::Unavailable("media processing is shutting down".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            starling_media::process(&bytes, &limits)
+        })
+        .await
+        .map_err(|_| invalid_file("could not be processed".into()))?
+        .map_err(media_error)
     }
 
     /// Puts the variants in the storage and notes them in `media`.
