@@ -1,8 +1,7 @@
 //! The MediaAttachment entity, and reading an upload from a multipart body.
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Request};
-use bytes::Bytes;
+use axum::extract::{FromRequest, Request};
 use serde::Serialize;
 use serde_json::{json, Value};
 use starling_core::media::UploadInput;
@@ -10,6 +9,7 @@ use starling_domain::media::parse_description;
 use starling_domain::{FieldError, Focus, MediaAttachment, MediaFile};
 
 use crate::error::ApiError;
+use crate::params::ParamsWithFiles;
 use crate::settings::ApiSettings;
 
 /// Mastodon's MediaAttachment.
@@ -87,21 +87,13 @@ impl MediaJson {
 /// The form of `POST /api/v{1,2}/media`: the file and what describes it.
 pub struct UploadForm(pub UploadInput);
 
-fn bad(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
-    } else {
-        ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
-    }
-}
-
 /// The parts of a media form that are not the file.
-pub fn parse_description_field(text: &str) -> Result<Option<String>, ApiError> {
+fn parse_description_field(text: &str) -> Result<Option<String>, ApiError> {
     parse_description(text)
         .map_err(|why| ApiError::Unprocessable(format!("Validation failed: {why}")))
 }
 
-pub fn parse_focus_field(text: &str) -> Result<Focus, ApiError> {
+fn parse_focus_field(text: &str) -> Result<Focus, ApiError> {
     Focus::parse(text).ok_or_else(|| {
         ApiError::Unprocessable(
             "Validation failed: Focus must be two numbers between -1 and 1, as \"x,y\"".into(),
@@ -123,46 +115,53 @@ impl UploadForm {
         let (parts, body) = req.into_parts();
         let limited = http_body_util::Limited::new(body, max_bytes);
         let req = Request::from_parts(parts, Body::new(limited));
-        let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| {
-            ApiError::BadRequest(format!(
-                "A media upload is a multipart/form-data body with a `file` part: {}",
-                e.body_text()
-            ))
-        })?;
-        let mut file: Option<Bytes> = None;
-        let mut description = None;
-        let mut focus = None;
-        let mut fields = 0usize;
-        while let Some(field) = multipart.next_field().await.map_err(bad)? {
-            fields += 1;
-            if fields > 32 {
-                return Err(ApiError::BadRequest(
-                    "Invalid multipart body: too many parts".into(),
-                ));
-            }
-            match field.name() {
-                Some("file") => file = Some(field.bytes().await.map_err(bad)?),
-                Some("description") => {
-                    description = parse_description_field(&field.text().await.map_err(bad)?)?;
-                }
-                Some("focus") => {
-                    focus = Some(parse_focus_field(&field.text().await.map_err(bad)?)?)
-                }
-                // `thumbnail` (a custom poster for video and audio) is not
-                // kept yet: the poster is taken from the video itself.
-                _ => {
-                    field.bytes().await.map_err(bad)?;
-                }
-            }
+        let is_multipart = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !is_multipart {
+            return Err(ApiError::BadRequest(
+                "A media upload is a multipart/form-data body with a `file` part".into(),
+            ));
         }
-        let bytes = file
-            .filter(|b| !b.is_empty())
+        let ParamsWithFiles(params, files) = ParamsWithFiles::from_request(req, &()).await?;
+        let p: MediaTextParams = params.parse()?;
+        let bytes = files
+            .into_iter()
+            .rev()
+            .find(|f| f.name == "file" && !f.bytes.is_empty())
+            .map(|f| f.bytes)
             .ok_or_else(|| ApiError::Validation(FieldError::blank("file").into()))?;
         Ok(Self(UploadInput {
             bytes,
-            description,
-            focus,
+            description: p.description()?.flatten(),
+            focus: p.focus()?,
         }))
+    }
+}
+
+/// The text parameters of an upload and of `PUT /api/v1/media/:id`
+/// (`thumbnail`, a custom poster for video and audio, is not kept yet: the
+/// poster is taken from the video itself).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct MediaTextParams {
+    description: Option<String>,
+    focus: Option<String>,
+}
+
+impl MediaTextParams {
+    /// `Some(None)` when given blank (which clears it).
+    pub fn description(&self) -> Result<Option<Option<String>>, ApiError> {
+        self.description
+            .as_deref()
+            .map(parse_description_field)
+            .transpose()
+    }
+
+    pub fn focus(&self) -> Result<Option<Focus>, ApiError> {
+        self.focus.as_deref().map(parse_focus_field).transpose()
     }
 }
 

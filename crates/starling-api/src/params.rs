@@ -208,83 +208,81 @@ async fn read<S: Send + Sync>(
     keep_files: bool,
 ) -> Result<(Params, Vec<FilePart>), ApiError> {
     let mut files = Vec::new();
-    {
-        let mut params = Params::from_query(req.uri().query())?;
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if content_type.starts_with("multipart/form-data") {
-            let bad = |e: axum::extract::multipart::MultipartError| {
-                ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
+    let mut params = Params::from_query(req.uri().query())?;
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let bad = |e: axum::extract::multipart::MultipartError| {
+            ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
+        };
+        let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
+            ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
+        })?;
+        let mut pairs = Vec::new();
+        while let Some(field) = multipart.next_field().await.map_err(bad)? {
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
             };
-            let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
-                ApiError::BadRequest(format!("Invalid multipart body: {}", e.body_text()))
-            })?;
-            let mut pairs = Vec::new();
-            while let Some(field) = multipart.next_field().await.map_err(bad)? {
-                let Some(name) = field.name().map(str::to_owned) else {
-                    continue;
-                };
-                if field.file_name().is_some() {
-                    // File parts are kept for the endpoints that take
-                    // files; elsewhere they are skipped.
-                    if keep_files {
-                        if files.len() >= MAX_FILES {
-                            return Err(ApiError::BadRequest(
-                                "Invalid multipart body: too many files".into(),
-                            ));
-                        }
-                        let bytes = field.bytes().await.map_err(bad)?;
-                        files.push(FilePart { name, bytes });
-                    } else {
-                        tracing::debug!(field = %name, "skipping file part");
+            if field.file_name().is_some() {
+                // File parts are kept for the endpoints that take
+                // files; elsewhere they are skipped.
+                if keep_files {
+                    if files.len() >= MAX_FILES {
+                        return Err(ApiError::BadRequest(
+                            "Invalid multipart body: too many files".into(),
+                        ));
                     }
-                    continue;
+                    let bytes = field.bytes().await.map_err(bad)?;
+                    files.push(FilePart { name, bytes });
+                } else {
+                    tracing::debug!(field = %name, "skipping file part");
                 }
-                let text = field.text().await.map_err(bad)?;
-                pairs.push((name.into(), text.into()));
-                if pairs.len() > MAX_PAIRS {
-                    break;
-                }
+                continue;
             }
-            params.merge(Params::from_pairs(pairs.into_iter())?.0);
-            return Ok((params, files));
+            let text = field.text().await.map_err(bad)?;
+            pairs.push((name.into(), text.into()));
+            if pairs.len() > MAX_PAIRS {
+                break;
+            }
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(format!(
-                    "Could not read the request body: {}",
-                    e.body_text()
+        params.merge(Params::from_pairs(pairs.into_iter())?.0);
+        return Ok((params, files));
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(format!(
+                "Could not read the request body: {}",
+                e.body_text()
+            ))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok((params, files));
+    }
+    if content_type.starts_with("application/json") || content_type.ends_with("+json") {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => {
+                check_json(&map)?;
+                params.merge(map)
+            }
+            Ok(_) => {
+                return Err(ApiError::BadRequest(
+                    "The JSON body must be an object".into(),
                 ))
             }
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok((params, files));
+            Err(e) => return Err(ApiError::BadRequest(format!("Invalid JSON body: {e}"))),
         }
-        if content_type.starts_with("application/json") || content_type.ends_with("+json") {
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(Value::Object(map)) => {
-                    check_json(&map)?;
-                    params.merge(map)
-                }
-                Ok(_) => {
-                    return Err(ApiError::BadRequest(
-                        "The JSON body must be an object".into(),
-                    ))
-                }
-                Err(e) => return Err(ApiError::BadRequest(format!("Invalid JSON body: {e}"))),
-            }
-        } else {
-            // Forms, and bodies sent without a content type.
-            params.merge(Params::from_pairs(form_urlencoded::parse(&bytes))?.0);
-        }
-        Ok((params, files))
+    } else {
+        // Forms, and bodies sent without a content type.
+        params.merge(Params::from_pairs(form_urlencoded::parse(&bytes))?.0);
     }
+    Ok((params, files))
 }
 
 /// The limits of [`Params::from_pairs`] for a JSON body (serde_json stops

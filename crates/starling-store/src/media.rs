@@ -81,5 +81,6 @@ pub(crate) fn attachments_from_column(text: &str) -> StoreResult<Vec<MediaAttach
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_str(text).map_err(|_| crate::sqlite::corrupt("statuses.media"))
+    serde_json::from_str(text)
+        .map_err(|_| crate::StoreError::Internal("corrupt row: statuses.media".into()))
 }

@@ -4,13 +4,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use starling_core::media::MediaUpdate;
 use starling_domain::{Id, MediaAttachment, MediaState};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::media::{parse_description_field, parse_focus_field, MediaJson, UploadForm};
+use crate::media::{MediaJson, MediaTextParams, UploadForm};
 use crate::params::Params;
 use crate::AppState;
 
@@ -84,13 +83,6 @@ pub async fn show(
     shown(&state, &media)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct UpdateParams {
-    description: Option<String>,
-    focus: Option<String>,
-}
-
 /// `PUT /api/v1/media/:id`: description and focus, before it is attached.
 pub async fn update(
     State(state): State<AppState>,
@@ -98,14 +90,10 @@ pub async fn update(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    let p: UpdateParams = params.parse()?;
+    let p: MediaTextParams = params.parse()?;
     let update = MediaUpdate {
-        description: p
-            .description
-            .as_deref()
-            .map(parse_description_field)
-            .transpose()?,
-        focus: p.focus.as_deref().map(parse_focus_field).transpose()?,
+        description: p.description()?,
+        focus: p.focus()?,
     };
     let media = state
         .core
