@@ -321,6 +321,45 @@ fn check_json(map: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A boolean parameter spelled as Rails spells one (`true`, `"1"`, `"on"`,
+/// `"false"`, `"0"`, `"off"`...), absent or empty as `false`; anything else
+/// is a 422 naming it. For the parameters that destroy something, where a
+/// garbled value must not count as yes (Rails would take it for `true`).
+pub fn strict_bool(name: &str, value: Option<&Value>) -> Result<bool, ApiError> {
+    let known = match value {
+        None | Some(Value::Null | Value::Bool(_)) => true,
+        Some(Value::Number(n)) => n.as_u64().is_some_and(|x| x <= 1),
+        Some(Value::String(s)) => matches!(
+            s.as_str(),
+            "" | "true"
+                | "TRUE"
+                | "True"
+                | "t"
+                | "T"
+                | "1"
+                | "on"
+                | "ON"
+                | "On"
+                | "false"
+                | "FALSE"
+                | "False"
+                | "f"
+                | "F"
+                | "0"
+                | "off"
+                | "OFF"
+                | "Off"
+        ),
+        Some(Value::Array(_) | Value::Object(_)) => false,
+    };
+    if !known {
+        return Err(ApiError::Unprocessable(format!(
+            "Invalid parameters: {name} must be true or false"
+        )));
+    }
+    Ok(value.and_then(de::truthy).unwrap_or(false))
+}
+
 /// Lenient deserializers for parameter structs.
 pub mod de {
     use serde::{Deserialize, Deserializer};
@@ -438,6 +477,35 @@ mod tests {
             assert_eq!(de::truthy(&f), Some(false), "{f}");
         }
         assert_eq!(de::truthy(&Value::Null), None);
+    }
+
+    #[test]
+    fn strict_booleans() {
+        let parse = |q: &str| {
+            let p = Params::from_query(Some(q)).unwrap();
+            strict_bool("flag", p.0.get("flag"))
+        };
+        for (q, want) in [
+            ("flag=true", true),
+            ("flag=1", true),
+            ("flag=on", true),
+            ("flag=false", false),
+            ("flag=0", false),
+            ("flag=", false),
+            ("other=x", false),
+        ] {
+            assert_eq!(parse(q).expect(q), want, "{q}");
+        }
+        for q in ["flag=notabool", "flag=yes", "flag[]=1", "flag=2"] {
+            let err = parse(q).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::Unprocessable(m) if m.contains("flag")),
+                "{q}: {err:?}"
+            );
+        }
+        assert_eq!(strict_bool("flag", Some(&json!(true))).ok(), Some(true));
+        assert_eq!(strict_bool("flag", Some(&json!(0))).ok(), Some(false));
+        assert!(strict_bool("flag", Some(&json!({"a": 1}))).is_err());
     }
 
     #[test]

@@ -325,6 +325,42 @@ impl Core {
         self.media.get(key).await.map_err(media_error)
     }
 
+    /// Removes a deleted status's uploads at once (`delete_media`) instead
+    /// of keeping them for a redraft. Each is discarded first (from then on
+    /// nothing attaches or changes it, and its grace period is over), then
+    /// its files go, then its row: a process that stops halfway, or a
+    /// storage that fails, leaves the rest to the sweeper's next run. The
+    /// status is deleted either way, so a failure is logged, not returned.
+    pub(crate) async fn remove_media_now(&self, media: &[MediaAttachment]) {
+        for m in media {
+            match self.write_media_discard(m.id).await {
+                Ok(true) => {}
+                // Attached again (by a redraft that came first) or gone.
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(media_id = %m.id, error = %e,
+                        "could not discard an upload; it goes after its grace period");
+                    continue;
+                }
+            }
+            let mut files_gone = true;
+            for key in media_keys(m) {
+                if let Err(e) = self.media.delete(&key).await {
+                    tracing::warn!(media_id = %m.id, key = %key, error = %e,
+                        "could not remove a deleted upload's file; the sweeper retries");
+                    files_gone = false;
+                    break;
+                }
+            }
+            if files_gone {
+                if let Err(e) = self.write_media_removal(m.id).await {
+                    tracing::warn!(media_id = %m.id, error = %e,
+                        "could not remove a deleted upload's row; the sweeper retries");
+                }
+            }
+        }
+    }
+
     /// Removes unattached uploads older than the grace period, files first;
     /// how many. Safe in several workers at once.
     pub async fn sweep_media(&self, limit: usize) -> CoreResult<usize> {

@@ -275,17 +275,28 @@ impl Core {
     }
 
     /// Deletes the caller's status (and its boosts); returns it with its
-    /// source text, for delete-and-redraft.
-    pub async fn delete_status(&self, caller: &Principal, id: Id) -> CoreResult<StatusView> {
+    /// source text, for delete-and-redraft. Its uploads are kept for a
+    /// redraft (a fresh grace period), or with `delete_media` removed at
+    /// once, files and rows (Mastodon 4.4).
+    pub async fn delete_status(
+        &self,
+        caller: &Principal,
+        id: Id,
+        delete_media: bool,
+    ) -> CoreResult<StatusView> {
         let me = caller.user()?;
         let view = self.status_view(Some(me), id).await?;
         if view.status.account_id != me {
             return Err(CoreError::NotFound);
         }
         let stamp = self.stamp(me.shard());
-        self.write_delete_status(me, id, stamp)
+        let deleted = self
+            .write_delete_status(me, id, stamp)
             .await?
             .ok_or(CoreError::NotFound)?;
+        if delete_media {
+            self.remove_media_now(&deleted.media).await;
+        }
         Ok(view)
     }
 

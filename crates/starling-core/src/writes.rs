@@ -257,6 +257,13 @@ impl Core {
             .await
     }
 
+    /// Nothing keeps a copy of an unattached upload (its deleted status,
+    /// which did, was dropped from the caches when it was deleted).
+    pub(crate) async fn write_media_discard(&self, id: Id) -> CoreResult<bool> {
+        self.write(self.store.discard_media(id), |_| Effects::none())
+            .await
+    }
+
     // ---- statuses ---------------------------------------------------------
 
     pub(crate) async fn write_status(&self, new: &NewStatus) -> CoreResult<Created> {
@@ -598,6 +605,7 @@ mod tests {
         "create_media",
         "update_media",
         "delete_unattached_media",
+        "discard_media",
     ];
 
     fn manifest_dir() -> std::path::PathBuf {

@@ -422,7 +422,7 @@ impl World {
                 let Some(id) = self.pick(rng, |s| s.author == me) else {
                     return;
                 };
-                self.core.delete_status(&p, id).await.unwrap();
+                self.core.delete_status(&p, id, false).await.unwrap();
                 self.model.statuses.remove(&id);
                 self.model.statuses.retain(|_, s| s.reblog_of != Some(id));
             }
@@ -736,7 +736,7 @@ async fn interaction_changes_show_in_the_next_read() {
     let again = w.core.reblog(me, boosted, None).await.unwrap().status.id;
     assert_ne!(again, boost, "a new boost");
     assert_eq!(flags(me, boosted).await, (false, true), "boosted again");
-    w.core.delete_status(me, again).await.unwrap();
+    w.core.delete_status(me, again, false).await.unwrap();
     assert_eq!(
         flags(me, boosted).await,
         (false, false),

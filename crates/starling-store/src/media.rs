@@ -3,6 +3,11 @@
 //! An upload's row lives on its uploader's shard; the attachment itself is
 //! kept as one JSON document (`data`) beside the few columns queries need
 //! (owner, status, state, age), identically on both adapters.
+//!
+//! The `state` column is the document's state, or `discarded` for an
+//! upload being removed at once ([`MediaStore::discard_media`]): such a row
+//! is gone for everyone (no read finds it, no status attaches it, no update
+//! changes it) but the sweeper, which finds it among the stale ones.
 
 use async_trait::async_trait;
 use starling_domain::{Id, MediaAttachment};
@@ -16,7 +21,7 @@ pub trait MediaStore: Send + Sync {
     /// even if this process dies right after answering.
     async fn create_media(&self, media: &MediaAttachment, process_later: bool) -> StoreResult<()>;
 
-    /// One upload, attached or not.
+    /// One upload, attached or not (not a discarded one).
     async fn media(&self, id: Id) -> StoreResult<Option<MediaAttachment>>;
 
     /// Replaces an unattached upload that is still exactly `current` (as
@@ -36,6 +41,14 @@ pub trait MediaStore: Send + Sync {
 
     /// Removes an upload's row if it is still unattached; `false` otherwise.
     async fn delete_unattached_media(&self, id: Id) -> StoreResult<bool>;
+
+    /// The first step of removing an unattached upload at once (its status
+    /// deleted with `delete_media`), before its files go: from now on no
+    /// read finds it, no status can attach it, no update changes it, and
+    /// its grace period is over, so the sweeper finishes the removal if the
+    /// caller does not. `false` when it is attached, gone or discarded
+    /// already (then its files are not the caller's to remove).
+    async fn discard_media(&self, id: Id) -> StoreResult<bool>;
 }
 
 /// The row's document (its `status_id` and `created_at_ms` are kept in

@@ -56,7 +56,8 @@ impl MediaStore for SqliteStore {
 
     async fn media(&self, id: Id) -> StoreResult<Option<MediaAttachment>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEDIA_COLUMNS} FROM media_attachments WHERE id = ?"
+            "SELECT {MEDIA_COLUMNS} FROM media_attachments \
+             WHERE id = ? AND state <> 'discarded'"
         ))
         .bind(id.as_i64())
         .fetch_optional(&self.db(id.shard()).reader)
@@ -75,7 +76,8 @@ impl MediaStore for SqliteStore {
         }
         let done = sqlx::query(
             "UPDATE media_attachments SET state = ?, data = ? \
-             WHERE id = ? AND account_id = ? AND status_id IS NULL AND data = ?",
+             WHERE id = ? AND account_id = ? AND status_id IS NULL AND data = ? \
+             AND state <> 'discarded'",
         )
         .bind(next.state.as_str())
         .bind(encode(next))
@@ -115,6 +117,18 @@ impl MediaStore for SqliteStore {
             .execute(&self.db(id.shard()).writer)
             .await
             .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn discard_media(&self, id: Id) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE media_attachments SET state = 'discarded', created_at = 0 \
+             WHERE id = ? AND status_id IS NULL AND state <> 'discarded'",
+        )
+        .bind(id.as_i64())
+        .execute(&self.db(id.shard()).writer)
+        .await
+        .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 }

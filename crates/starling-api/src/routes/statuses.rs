@@ -14,7 +14,7 @@ use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, StatusJson};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{paged, paged_json, PageRequest, ACCOUNTS, STATUSES};
-use crate::params::{de, Params};
+use crate::params::{de, strict_bool, Params};
 use crate::render::statuses_array;
 use crate::AppState;
 
@@ -93,12 +93,21 @@ pub async fn show(
     Ok(Json(StatusJson::new(&view, &state.settings)))
 }
 
+/// `DELETE /api/v1/statuses/:id`: the deleted status with its source text
+/// (delete and redraft). With `delete_media` (Mastodon 4.4) its uploads go
+/// at once rather than being kept for a redraft; a value that is not a
+/// boolean is refused rather than taken for yes.
 pub async fn delete(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
+    params: Params,
 ) -> ApiResult<Json<StatusJson>> {
-    let view = state.core.delete_status(&caller, path_id(&id)?).await?;
+    let delete_media = strict_bool("delete_media", params.0.get("delete_media"))?;
+    let view = state
+        .core
+        .delete_status(&caller, path_id(&id)?, delete_media)
+        .await?;
     Ok(Json(StatusJson::with_text(
         &view,
         &state.settings,

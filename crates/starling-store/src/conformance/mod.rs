@@ -123,6 +123,7 @@ macro_rules! store_conformance_suite {
             media_round_trips_and_updates,
             deferred_processing_leaves_an_event,
             stale_unattached_media_is_swept,
+            discarded_media_is_gone_but_for_the_sweeper,
         );
     };
     (@cases required $make:path; $($case:ident),* $(,)?) => {

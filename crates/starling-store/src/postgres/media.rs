@@ -57,7 +57,8 @@ impl MediaStore for PgStore {
         // Polled right after the upload and after each processing step:
         // read where the writes are.
         let row = sqlx::query(&format!(
-            "SELECT {MEDIA_COLUMNS} FROM media_attachments WHERE id = $1"
+            "SELECT {MEDIA_COLUMNS} FROM media_attachments \
+             WHERE id = $1 AND state <> 'discarded'"
         ))
         .bind(id.as_i64())
         .fetch_optional(self.writer(id.shard()))
@@ -76,7 +77,8 @@ impl MediaStore for PgStore {
         }
         let done = sqlx::query(
             "UPDATE media_attachments SET state = $1, data = $2 \
-             WHERE id = $3 AND account_id = $4 AND status_id IS NULL AND data = $5",
+             WHERE id = $3 AND account_id = $4 AND status_id IS NULL AND data = $5 \
+             AND state <> 'discarded'",
         )
         .bind(next.state.as_str())
         .bind(encode(next))
@@ -116,6 +118,18 @@ impl MediaStore for PgStore {
             .execute(self.writer(id.shard()))
             .await
             .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn discard_media(&self, id: Id) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE media_attachments SET state = 'discarded', created_at = 0 \
+             WHERE id = $1 AND status_id IS NULL AND state <> 'discarded'",
+        )
+        .bind(id.as_i64())
+        .execute(self.writer(id.shard()))
+        .await
+        .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 }

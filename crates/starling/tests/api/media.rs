@@ -365,6 +365,143 @@ async fn statuses_carry_their_attachments(app: &TestApp) {
     assert_eq!(again["media_attachments"][0]["id"], ids[1].as_str());
 }
 
+/// The files of a status's attachments (original and preview of each).
+fn files_of(status: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in status["media_attachments"].as_array().expect("attachments") {
+        for k in ["url", "preview_url"] {
+            out.push(m[k].as_str().expect("a file").to_owned());
+        }
+    }
+    out
+}
+
+/// `DELETE /api/v1/statuses/:id` with `delete_media` (Mastodon 4.4): the
+/// uploads go at once, files and rows, instead of waiting for a redraft.
+async fn deleting_a_status_may_delete_its_media(app: &TestApp) {
+    let alice = app.user().await;
+    let ids: Vec<String> = {
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let m = upload_png(app, &alice).await;
+            out.push(m["id"].as_str().unwrap().to_owned());
+        }
+        out
+    };
+    let status = app
+        .post_status_with(
+            &alice,
+            json!({"status": "gone for good", "media_ids": ids.clone()}),
+        )
+        .await;
+    let sid = status["id"].as_str().unwrap().to_owned();
+    let files = files_of(&status);
+    assert_eq!(files.len(), 4);
+    for f in &files {
+        assert_eq!(fetch(app, f, &[]).await.status(), 200, "{f}");
+    }
+
+    // A value that is not a boolean is refused (a 422 naming it), and
+    // nothing is deleted.
+    for bad in ["notabool", "yes", "2"] {
+        let r = app
+            .delete(
+                &format!("/api/v1/statuses/{sid}?delete_media={bad}"),
+                Some(&alice.token),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+        assert!(r.error().contains("delete_media"), "{}", r.text);
+    }
+    let r = app
+        .send(
+            app.request(Method::DELETE, &format!("/api/v1/statuses/{sid}"))
+                .bearer_auth(&alice.token)
+                .json(&json!({"delete_media": {"no": "thanks"}})),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    app.status(&sid, Some(&alice)).await.expect(200);
+    assert_eq!(fetch(app, &files[0], &[]).await.status(), 200);
+
+    // Deleted with its media: answered like any delete (the source text,
+    // the attachments as they were), and the files and uploads are gone.
+    let r = app
+        .delete(
+            &format!("/api/v1/statuses/{sid}?delete_media=true"),
+            Some(&alice.token),
+        )
+        .await;
+    let deleted = r.expect(200);
+    assert_eq!(deleted["text"], "gone for good");
+    assert_eq!(files_of(deleted), files);
+    for f in &files {
+        assert_eq!(fetch(app, f, &[]).await.status(), 404, "{f}");
+    }
+    for id in &ids {
+        app.get(&format!("/api/v1/media/{id}"), Some(&alice.token))
+            .await
+            .expect(404);
+    }
+    let r = app
+        .create_status(
+            Some(&alice.token),
+            &json!({"status": "redraft", "media_ids": [ids[0]]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.error().starts_with("Media "), "{}", r.text);
+    app.status(&sid, Some(&alice)).await.expect(404);
+
+    // As a form body (Mastodon.py sends `delete_media=1` so).
+    let media = upload_png(app, &alice).await;
+    let status = app
+        .post_status_with(
+            &alice,
+            json!({"status": "form", "media_ids": [media["id"]]}),
+        )
+        .await;
+    let r = app
+        .send(
+            app.request(
+                Method::DELETE,
+                &format!("/api/v1/statuses/{}", status["id"].as_str().unwrap()),
+            )
+            .bearer_auth(&alice.token)
+            .form(&[("delete_media", "1")]),
+        )
+        .await;
+    r.expect(200);
+    for f in files_of(&status) {
+        assert_eq!(fetch(app, &f, &[]).await.status(), 404, "{f}");
+    }
+
+    // Without it (or with `false`), the uploads stay for a redraft.
+    for keep in ["", "?delete_media=false"] {
+        let media = upload_png(app, &alice).await;
+        let status = app
+            .post_status_with(
+                &alice,
+                json!({"status": "kept", "media_ids": [media["id"]]}),
+            )
+            .await;
+        let sid = status["id"].as_str().unwrap();
+        app.delete(&format!("/api/v1/statuses/{sid}{keep}"), Some(&alice.token))
+            .await
+            .expect(200);
+        for f in files_of(&status) {
+            assert_eq!(fetch(app, &f, &[]).await.status(), 200, "{keep}: {f}");
+        }
+        let again = app
+            .post_status_with(
+                &alice,
+                json!({"status": "redrafted", "media_ids": [media["id"]]}),
+            )
+            .await;
+        assert_eq!(again["media_attachments"][0]["id"], media["id"]);
+    }
+}
+
 async fn large_uploads_are_processed_by_a_worker(app: &TestApp) {
     let user = app.user().await;
     let form = Form::new().part("file", file_part(big_png(), "noise.png", "image/png"));
@@ -456,6 +593,7 @@ async fn media_on_sqlite() {
     bad_uploads_are_refused_clearly(&app).await;
     description_and_focus_change_until_attached(&app).await;
     statuses_carry_their_attachments(&app).await;
+    deleting_a_status_may_delete_its_media(&app).await;
     large_uploads_are_processed_by_a_worker(&app).await;
     profile_pictures_and_headers(&app).await;
 }
@@ -468,6 +606,7 @@ async fn media_on_postgres() {
     small_images_are_ready_at_once_and_served_for_caching(&app).await;
     description_and_focus_change_until_attached(&app).await;
     statuses_carry_their_attachments(&app).await;
+    deleting_a_status_may_delete_its_media(&app).await;
     large_uploads_are_processed_by_a_worker(&app).await;
     profile_pictures_and_headers(&app).await;
 }
