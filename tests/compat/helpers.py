@@ -4,10 +4,12 @@ import html
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -262,3 +264,22 @@ def invoke_toot(home: Path, *args: str, input: Optional[str] = None,
 
 def toot_config(home: Path) -> dict:
     return json.loads((home / ".config" / "toot" / "config.json").read_text())
+
+
+# ---------------------------------------------------------------------------
+# Media
+# ---------------------------------------------------------------------------
+
+def png(width=48, height=32):
+    """A valid RGB gradient PNG."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))

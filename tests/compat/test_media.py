@@ -1,33 +1,15 @@
 """Media through the real clients: Mastodon.py's media_post / media_update /
 status_post(media_ids=...) and toot's `post --media`, against a live Starling.
 
-The images are made here (a PNG written with zlib, no imaging library), so the
-suite needs nothing beyond the pinned clients.
+The images are made here (helpers.png: a PNG written with zlib, no imaging
+library), so the suite needs nothing beyond the pinned clients.
 """
-
-import struct
-import zlib
 
 import pytest
 import requests
 from mastodon import MastodonAPIError
 
-from helpers import TIMEOUT, invoke_toot, unique_username
-
-
-def png(width=48, height=32):
-    """A valid RGB gradient PNG."""
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-
-    rows = b"".join(
-        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width))
-        for y in range(height)
-    )
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+from helpers import TIMEOUT, invoke_toot, png, unique_username
 
 
 def test_media_post_describe_and_attach(user):
