@@ -12,6 +12,8 @@
 #   COMPAT_TARGET     run against this already-running server (e.g. the local
 #                     cluster's load balancer) instead of starting one; it must
 #                     run with rate limits off
+#   COMPAT_EXPECT_CDN 1: media URLs must point at a CDN in front of the server
+#                     (the local cluster's nginx), else test_media_cdn.py fails
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
