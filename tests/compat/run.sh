@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Client-compatibility suite: runs the real Mastodon.py and toot clients (from PyPI,
-# pinned in tests/compat/requirements.txt) against a real `starling serve`.
+# Client-compatibility suite: runs the real Python clients Mastodon.py and toot
+# (from PyPI, pinned in tests/compat/requirements.txt) and the real JavaScript
+# clients masto.js and megalodon (from npm, pinned in tests/compat/js/package-lock.json)
+# against one real `starling serve`.
 #
 # Usage: bash tests/compat/run.sh [extra pytest args, e.g. -k toot -x]
 #
 # Environment:
+#   COMPAT_SUITES     which side to run: all (default), py (pytest only) or js
+#                     (node --test only; needs only Node >= 20.18 and npm)
+#   COMPAT_NODE_ARGS  extra args for `node --test`, e.g. --test-name-pattern=media
 #   STARLING_BIN      use this binary instead of building target/debug/starling
 #   COMPAT_VENV       virtualenv location (default: <repo>/target/compat-venv)
 #   PYTHON            interpreter used to create the venv (default: python3)
+#   COMPAT_NPM_CACHE  npm cache for `npm ci` (default: <repo>/target/npm-cache)
 #   READY_TIMEOUT     seconds to wait for GET /readyz (default: 30)
 #   COMPAT_TARGET     run against this already-running server (e.g. the local
 #                     cluster's load balancer) instead of starting one; it must
@@ -22,6 +28,17 @@ CALLER_PWD="$PWD"
 cd "$REPO_ROOT"
 
 log() { printf '[compat] %s\n' "$*" >&2; }
+
+SUITES="${COMPAT_SUITES:-all}"
+case "$SUITES" in
+  all) RUN_PY=1; RUN_JS=1 ;;
+  py)  RUN_PY=1; RUN_JS=0 ;;
+  js)  RUN_PY=0; RUN_JS=1 ;;
+  *) log "COMPAT_SUITES must be all, py or js (got '$SUITES')"; exit 2 ;;
+esac
+if [[ "$RUN_PY" -eq 0 && "$#" -gt 0 ]]; then
+  log "COMPAT_SUITES=js: ignoring the pytest args: $*"
+fi
 
 # ---------------------------------------------------------------- binary
 if [[ -n "${COMPAT_TARGET:-}" ]]; then
@@ -40,30 +57,92 @@ if [[ -z "${COMPAT_TARGET:-}" && ! -x "$BIN" ]]; then
 fi
 
 # ---------------------------------------------------------------- venv
-VENV="${COMPAT_VENV:-$REPO_ROOT/target/compat-venv}"
-REQS="$SCRIPT_DIR/requirements.txt"
-PY="$VENV/bin/python"
-if [[ ! -x "$PY" ]]; then
-  log "creating virtualenv $VENV"
-  "${PYTHON:-python3}" -m venv "$VENV"
+if [[ "$RUN_PY" -eq 1 ]]; then
+  VENV="${COMPAT_VENV:-$REPO_ROOT/target/compat-venv}"
+  REQS="$SCRIPT_DIR/requirements.txt"
+  PY="$VENV/bin/python"
+  if [[ ! -x "$PY" ]]; then
+    log "creating virtualenv $VENV"
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
+  # Reinstall only when requirements.txt changed since the last successful install.
+  STAMP="$VENV/.compat-requirements.sha256"
+  WANT="$(sha256sum "$REQS" | cut -d' ' -f1)"
+  if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+    log "installing $REQS"
+    "$PY" -m pip install --disable-pip-version-check -q -r "$REQS"
+    echo "$WANT" > "$STAMP"
+  fi
 fi
-# Reinstall only when requirements.txt changed since the last successful install.
-STAMP="$VENV/.compat-requirements.sha256"
-WANT="$(sha256sum "$REQS" | cut -d' ' -f1)"
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
-  log "installing $REQS"
-  "$PY" -m pip install --disable-pip-version-check -q -r "$REQS"
-  echo "$WANT" > "$STAMP"
+
+# ---------------------------------------------------------------- node_modules
+JS_DIR="$SCRIPT_DIR/js"
+if [[ "$RUN_JS" -eq 1 ]]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "node and npm are needed for the JavaScript clients (COMPAT_SUITES=py skips them)"
+    exit 2
+  fi
+  if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 18) ? 0 : 1)'; then
+    log "Node >= 20.18 is needed for the JavaScript clients (found $(node --version))"
+    exit 2
+  fi
+  # `npm ci` only when package-lock.json changed since the last successful
+  # install (npm ci empties node_modules first, so the stamp lives inside it).
+  JS_STAMP="$JS_DIR/node_modules/.compat-package-lock.sha256"
+  JS_WANT="$(sha256sum "$JS_DIR/package-lock.json" | cut -d' ' -f1)"
+  if [[ ! -f "$JS_STAMP" || "$(cat "$JS_STAMP")" != "$JS_WANT" ]]; then
+    log "installing $JS_DIR/package-lock.json (npm ci)"
+    (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error \
+      --cache "${COMPAT_NPM_CACHE:-$REPO_ROOT/target/npm-cache}")
+    echo "$JS_WANT" > "$JS_STAMP"
+  fi
 fi
+
+# ---------------------------------------------------------------- suites
+run_py_suite() {
+  PYTHONDONTWRITEBYTECODE=1 "$PY" -m pytest -q -p no:cacheprovider "$SCRIPT_DIR" "$@"
+}
+run_js_suite() {
+  # node --test runs every *.test.js under tests/compat/js (never node_modules).
+  # shellcheck disable=SC2086
+  (cd "$JS_DIR" && node --test --test-reporter=spec ${COMPAT_NODE_ARGS:-})
+}
+# Runs the selected suites against $STARLING_URL; the second runs even if the
+# first failed, and the result fails if either did.
+run_suites() {
+  local py_status=0 js_status=0 summary=""
+  export STARLING_URL
+  if [[ "$RUN_PY" -eq 1 ]]; then
+    log "pytest (Mastodon.py, toot) against $STARLING_URL"
+    run_py_suite "$@" || py_status=$?
+    summary="pytest exit $py_status"
+  fi
+  if [[ "$RUN_JS" -eq 1 ]]; then
+    log "node --test (masto.js, megalodon) against $STARLING_URL"
+    run_js_suite || js_status=$?
+    summary="${summary:+$summary, }node --test exit $js_status"
+  fi
+  if [[ "$py_status" -ne 0 || "$js_status" -ne 0 ]]; then
+    log "FAILED ($summary)"
+    return 1
+  fi
+  log "ok ($summary)"
+}
 
 # ---------------------------------------------------------------- server
 if [[ -n "${COMPAT_TARGET:-}" ]]; then
   log "running against $COMPAT_TARGET"
-  export STARLING_URL="${COMPAT_TARGET%/}"
-  export PYTHONDONTWRITEBYTECODE=1
-  exec "$PY" -m pytest -q -p no:cacheprovider "$SCRIPT_DIR" "$@"
+  STARLING_URL="${COMPAT_TARGET%/}"
+  run_suites "$@"
+  exit $?
 fi
-PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+# The run's own small jobs (a free port, waiting for /readyz) use Python when
+# the venv is there, else Node, so each side needs only its own runtime.
+if [[ "$RUN_PY" -eq 1 ]]; then
+  PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+else
+  PORT="$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')"
+fi
 URL="http://127.0.0.1:$PORT"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/starling-compat.XXXXXX")"
 DATA="$TMP/data"
@@ -103,7 +182,8 @@ STARLING_RATE_LIMITS__ENABLED=false RUST_LOG="${RUST_LOG:-info}" \
 SERVER_PID=$!
 
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
-if ! "$PY" - "$URL/readyz" "$READY_TIMEOUT" "$SERVER_PID" <<'EOF'
+wait_ready_py() {
+  "$PY" - "$URL/readyz" "$READY_TIMEOUT" "$SERVER_PID" <<'EOF'
 import os, sys, time, urllib.request
 url, timeout, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 deadline = time.monotonic() + timeout
@@ -121,17 +201,41 @@ while time.monotonic() < deadline:
     time.sleep(0.2)
 sys.exit(f"server not ready after {timeout:.0f}s ({url})")
 EOF
-then
+}
+wait_ready_node() {
+  node - "$URL/readyz" "$READY_TIMEOUT" "$SERVER_PID" <<'EOF'
+const [url, timeout, pid] = process.argv.slice(2);
+const deadline = Date.now() + Number(timeout) * 1000;
+(async () => {
+  while (Date.now() < deadline) {
+    try {
+      process.kill(Number(pid), 0);
+    } catch {
+      console.error("server exited before becoming ready");
+      process.exit(1);
+    }
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (r.status === 200) process.exit(0);
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  console.error(`server not ready after ${timeout}s (${url})`);
+  process.exit(1);
+})();
+EOF
+}
+if [[ "$RUN_PY" -eq 1 ]]; then WAIT_READY=wait_ready_py; else WAIT_READY=wait_ready_node; fi
+if ! "$WAIT_READY"; then
   STATUS=1
   exit 1
 fi
 log "server ready"
 
 # ---------------------------------------------------------------- tests
-export STARLING_URL="$URL"
-export PYTHONDONTWRITEBYTECODE=1
+STARLING_URL="$URL"
 set +e
-"$PY" -m pytest -q -p no:cacheprovider "$SCRIPT_DIR" "$@"
+run_suites "$@"
 STATUS=$?
 set -e
 exit "$STATUS"
