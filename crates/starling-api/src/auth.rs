@@ -8,7 +8,7 @@
 //! before the handler runs.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use starling_core::Principal;
@@ -21,8 +21,10 @@ pub struct Auth(pub Principal);
 
 pub struct MaybeAuth(pub Option<Principal>);
 
-/// The bearer token of a request: `Authorization: Bearer …`, or the
-/// `access_token` query parameter (streaming clients, some scripts).
+/// The bearer token of a request: `Authorization: Bearer …`, the
+/// `access_token` query parameter (streaming clients, some scripts), or, on
+/// a WebSocket handshake, the offered `Sec-WebSocket-Protocol` (how
+/// browsers' masto.js sends it: a browser cannot set headers there).
 pub fn bearer_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, token) = value.trim().split_once(' ')?;
@@ -30,10 +32,21 @@ pub fn bearer_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_owned());
     }
-    uri.query().and_then(|q| {
+    let from_query = uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| v.into_owned())
+    });
+    from_query.or_else(|| {
+        let upgrade = headers.get(UPGRADE).and_then(|v| v.to_str().ok())?;
+        if !upgrade.eq_ignore_ascii_case("websocket") {
+            return None;
+        }
+        headers
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').map(str::trim).find(|p| !p.is_empty()))
+            .map(str::to_owned)
     })
 }
 

@@ -24,6 +24,7 @@ pub mod params;
 pub mod render;
 pub mod routes;
 pub mod settings;
+pub mod streaming;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -158,9 +159,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = state.core.live().clone();
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     let service = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Streams never finish by themselves: end them (SSE responses
+            // end, sockets get "going away"), so clients reconnect to
+            // another process and the drain does not wait for them.
+            hub.close_all();
+        })
         .await
 }

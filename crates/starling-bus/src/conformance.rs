@@ -543,3 +543,140 @@ pub async fn late_subscribers_get_later_events(bus: &dyn EventBus, dead: Arc<Rec
     assert!(late.handled_once().ends_with(&ids(&after)));
     assert!(dead.letters().is_empty());
 }
+
+// ------------------------------------------------------------------ live
+
+/// Generates one `#[tokio::test]` per live-bus conformance case. `$make` is
+/// an async fn returning `Option<(a, b, guard)>`: two handles on one
+/// deployment, as two processes would hold them (clones of one in-process
+/// adapter; two connections to one NATS), or `None` when the server is
+/// missing (`$make` says so).
+#[macro_export]
+macro_rules! live_conformance_suite {
+    ($make:path) => {
+        $crate::live_conformance_suite!(@cases $make;
+            live_messages_arrive_in_order_across_processes,
+            live_topics_are_separate,
+            live_every_subscription_hears_its_topic,
+            live_nobody_listening_is_fine,
+            live_dropped_subscriptions_stop_and_new_ones_start_fresh,
+            live_invalid_topics_are_refused,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some((a, b, _guard)) = $make().await else { return };
+                $crate::conformance::$case(&*a, &*b).await;
+            }
+        )*
+    };
+}
+
+/// Waits for the next message of `sub`, failing after [`DEADLINE`].
+pub async fn live_next(sub: &mut Box<dyn crate::LiveSubscription>) -> bytes::Bytes {
+    tokio::time::timeout(DEADLINE, sub.next())
+        .await
+        .expect("a live message within the deadline")
+        .expect("the subscription is open")
+}
+
+/// Whether `sub` stays quiet for a moment.
+pub async fn live_quiet(sub: &mut Box<dyn crate::LiveSubscription>) -> bool {
+    tokio::time::timeout(Duration::from_millis(200), sub.next())
+        .await
+        .is_err()
+}
+
+fn topic(name: &str) -> String {
+    // Unique per run, so cases sharing a NATS server never hear each other.
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    format!("test-{run}.{name}")
+}
+
+pub async fn live_messages_arrive_in_order_across_processes(
+    a: &dyn crate::LiveBus,
+    b: &dyn crate::LiveBus,
+) {
+    let t = topic("order");
+    let mut sub = b.subscribe(&t).await.expect("subscribe");
+    for i in 0..200u32 {
+        a.publish(&t, bytes::Bytes::from(i.to_string()))
+            .await
+            .expect("publish");
+    }
+    for i in 0..200u32 {
+        assert_eq!(live_next(&mut sub).await, i.to_string().as_bytes());
+    }
+    assert!(
+        live_quiet(&mut sub).await,
+        "nothing more than was published"
+    );
+}
+
+pub async fn live_topics_are_separate(a: &dyn crate::LiveBus, b: &dyn crate::LiveBus) {
+    let (one, two) = (topic("sep.one"), topic("sep.two"));
+    let mut sub_one = b.subscribe(&one).await.expect("subscribe");
+    let mut sub_two = a.subscribe(&two).await.expect("subscribe");
+    a.publish(&one, "for one".into()).await.expect("publish");
+    b.publish(&two, "for two".into()).await.expect("publish");
+    assert_eq!(live_next(&mut sub_one).await, "for one".as_bytes());
+    assert_eq!(live_next(&mut sub_two).await, "for two".as_bytes());
+    assert!(live_quiet(&mut sub_one).await);
+    assert!(live_quiet(&mut sub_two).await);
+}
+
+pub async fn live_every_subscription_hears_its_topic(
+    a: &dyn crate::LiveBus,
+    b: &dyn crate::LiveBus,
+) {
+    let t = topic("many");
+    let mut subs = vec![
+        a.subscribe(&t).await.expect("subscribe"),
+        a.subscribe(&t).await.expect("subscribe"),
+        b.subscribe(&t).await.expect("subscribe"),
+    ];
+    a.publish(&t, "hello".into()).await.expect("publish");
+    for sub in &mut subs {
+        assert_eq!(live_next(sub).await, "hello".as_bytes());
+    }
+}
+
+pub async fn live_nobody_listening_is_fine(a: &dyn crate::LiveBus, _b: &dyn crate::LiveBus) {
+    for i in 0..100u32 {
+        a.publish(&topic(&format!("nobody.{i}")), "x".into())
+            .await
+            .expect("a publish nobody hears is fine");
+    }
+}
+
+pub async fn live_dropped_subscriptions_stop_and_new_ones_start_fresh(
+    a: &dyn crate::LiveBus,
+    b: &dyn crate::LiveBus,
+) {
+    let t = topic("again");
+    let sub = b.subscribe(&t).await.expect("subscribe");
+    a.publish(&t, "old".into()).await.expect("publish");
+    drop(sub);
+    a.publish(&t, "unheard".into()).await.expect("publish");
+    let mut again = b.subscribe(&t).await.expect("subscribe again");
+    a.publish(&t, "new".into()).await.expect("publish");
+    assert_eq!(
+        live_next(&mut again).await,
+        "new".as_bytes(),
+        "a new subscription hears only what is published after it"
+    );
+}
+
+pub async fn live_invalid_topics_are_refused(a: &dyn crate::LiveBus, _b: &dyn crate::LiveBus) {
+    for bad in ["", "a..b", "a.*", "a.>", "with space", "tag.\u{e9}"] {
+        assert!(a.subscribe(bad).await.is_err(), "subscribe {bad:?}");
+        assert!(a.publish(bad, "x".into()).await.is_err(), "publish {bad:?}");
+    }
+}

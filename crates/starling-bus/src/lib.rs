@@ -23,12 +23,18 @@ use starling_domain::{Event, EventKind};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod in_process;
+pub mod live;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "nats")]
+pub mod nats_live;
 
 pub use in_process::InProcessBus;
+pub use live::{InProcessLive, LiveBus, LiveSubscription};
 #[cfg(feature = "nats")]
 pub use nats::{NatsBus, NatsBusConfig};
+#[cfg(feature = "nats")]
+pub use nats_live::NatsLive;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

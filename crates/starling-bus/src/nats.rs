@@ -226,7 +226,7 @@ impl fmt::Debug for NatsBusConfig {
 }
 
 /// `url` without the credentials it may hold.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     url.split(',')
         .map(|one| match (one.find("://"), one.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod error;
 pub mod graph;
+pub mod live;
 pub mod media;
 pub mod notifications;
 pub mod oauth;
@@ -61,6 +62,9 @@ pub struct CoreSettings {
     pub recent_ids_per_author: usize,
     /// What an upload may be (sizes, pixels, duration, ffmpeg's time).
     pub media_limits: starling_media::Limits,
+    /// Live events a streaming connection may have waiting before it is
+    /// closed as too slow ([`live::LiveHub`]).
+    pub stream_queue: usize,
 }
 
 impl Default for CoreSettings {
@@ -79,6 +83,7 @@ impl Default for CoreSettings {
             ),
             recent_ids_per_author: objects::RECENT_IDS,
             media_limits: starling_media::Limits::default(),
+            stream_queue: 1000,
         }
     }
 }
@@ -96,6 +101,9 @@ pub struct Seams {
     /// Where uploaded media and its variants are kept (a directory alone,
     /// an S3-compatible object store in the distributed shape).
     pub media: Arc<dyn starling_media::MediaStorage>,
+    /// Where the consumers tell streaming connections what happened (in
+    /// process alone, core NATS subjects in the distributed shape).
+    pub live: Arc<dyn starling_bus::LiveBus>,
 }
 
 /// The use cases, bound to their seams. Cheap to clone.
@@ -105,6 +113,8 @@ pub struct Core {
     timelines: Arc<dyn TimelineCache>,
     objects: ObjectCache,
     media: Arc<dyn starling_media::MediaStorage>,
+    /// This process's streaming listeners ([`live`]).
+    live: Arc<live::LiveHub>,
     /// Uploads decoded at once in this process: one per core, so a burst
     /// of large images queues instead of holding a decoded frame (up to
     /// ~130 MB each) per request in memory at the same time.
@@ -131,6 +141,7 @@ impl Core {
             store: seams.store,
             timelines: seams.timelines,
             media: seams.media,
+            live: live::LiveHub::new(seams.live, settings.stream_queue),
             objects: ObjectCache::new(
                 settings.object_cache_capacity,
                 settings.object_cache_ttl,

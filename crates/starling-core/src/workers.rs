@@ -36,6 +36,7 @@ use starling_domain::{
 use starling_store::{with_primary_reads, Store};
 use tokio::sync::Notify;
 
+use crate::live::{LiveEvent, LiveTopic};
 use crate::timelines::entry_of;
 use crate::{Core, CoreError, CoreResult};
 
@@ -292,7 +293,19 @@ impl Consumer for Notifier {
             for event in events {
                 self.core.notifications_for(event, &mut out).await?;
             }
-            self.core.write_notifications(&out).await
+            self.core.write_notifications(&out).await?;
+            // A notification written before (a batch delivered again) is
+            // kept under its first id: this one is not found, and the
+            // stream says nothing twice.
+            for n in &out {
+                self.core
+                    .publish_live(
+                        &LiveTopic::User(n.account_id),
+                        LiveEvent::Notification { id: n.id },
+                    )
+                    .await;
+            }
+            Ok(())
         }))
         .await
         .map_err(ConsumerError::from)
@@ -365,6 +378,8 @@ impl Core {
             EventKind::StatusCreated { status_id, .. } => {
                 if let Some(status) = self.store.status(status_id).await? {
                     self.deliver(&status).await?;
+                    self.tell_public_streams(&status, LiveEvent::Update { id: status.id })
+                        .await;
                     let lag = (self.clock.now_ms() - status.created_at_ms).max(0) as f64 / 1000.0;
                     metrics::histogram!("starling_fanout_lag_seconds").record(lag);
                 }
@@ -372,22 +387,43 @@ impl Core {
             EventKind::StatusDeleted {
                 status_id,
                 author_id,
+                public,
+                ref tags,
                 ..
             } => {
+                let deleted = LiveEvent::Delete { id: status_id };
                 self.timelines
                     .remove(author_id, &[status_id])
                     .await
                     .map_err(cache_err)?;
-                if !self.store.is_large(author_id).await? {
+                self.publish_live(&LiveTopic::User(author_id), deleted)
+                    .await;
+                if self.store.is_large(author_id).await? {
+                    self.publish_live(&LiveTopic::Author(author_id), deleted)
+                        .await;
+                } else {
                     let mut followers = FollowerCursor::new(author_id);
                     while let Some(batch) = followers.next(self).await? {
-                        for (f, _) in batch {
+                        for (f, _) in &batch {
                             self.timelines
-                                .remove(f, &[status_id])
+                                .remove(*f, &[status_id])
                                 .await
                                 .map_err(cache_err)?;
                         }
+                        self.publish_live_all(
+                            batch.iter().map(|(f, _)| LiveTopic::User(*f)).collect(),
+                            deleted,
+                        )
+                        .await;
                     }
+                }
+                if public {
+                    self.publish_live(&LiveTopic::Public, deleted).await;
+                    self.publish_live_all(
+                        tags.iter().map(|t| LiveTopic::Tag(t.clone())).collect(),
+                        deleted,
+                    )
+                    .await;
                 }
             }
             EventKind::Followed {
@@ -448,14 +484,17 @@ impl Core {
         Ok(())
     }
 
-    /// Pushes a new status onto the home timelines it belongs in.
+    /// Pushes a new status onto the home timelines it belongs in, and tells
+    /// their owners' streams.
     async fn deliver(&self, status: &Status) -> CoreResult<()> {
         let author = status.account_id;
         let entry = entry_of(status);
+        let update = LiveEvent::Update { id: status.id };
         self.timelines
             .push(&[(author, entry)])
             .await
             .map_err(cache_err)?;
+        self.publish_live(&LiveTopic::User(author), update).await;
         if status.visibility == Visibility::Direct {
             // Direct messages reach the mentioned accounts that follow the
             // author: no need to walk every follower.
@@ -465,9 +504,29 @@ impl Core {
                 .filter(|t| belongs_in_home(status, *t, Some(FollowOptions::default()), false))
                 .map(|t| (t, entry))
                 .collect();
-            return self.timelines.push(&items).await.map_err(cache_err);
+            self.timelines.push(&items).await.map_err(cache_err)?;
+            self.publish_live_all(
+                items.iter().map(|(t, _)| LiveTopic::User(*t)).collect(),
+                update,
+            )
+            .await;
+            // Everyone in the conversation hears of it on their direct
+            // stream, followers or not.
+            let conversation = LiveEvent::Conversation { id: status.id };
+            let mut people = status.mentions.clone();
+            people.push(author);
+            people.sort_unstable();
+            people.dedup();
+            self.publish_live_all(
+                people.into_iter().map(LiveTopic::User).collect(),
+                conversation,
+            )
+            .await;
+            return Ok(());
         }
         if self.store.is_large(author).await? {
+            // Its followers' streams listen to the author itself.
+            self.publish_live(&LiveTopic::Author(author), update).await;
             return Ok(());
         }
         let reply_target = status.in_reply_to_account_id.filter(|t| *t != author);
@@ -489,9 +548,33 @@ impl Core {
                 .collect();
             delivered += items.len() as u64;
             self.timelines.push(&items).await.map_err(cache_err)?;
+            self.publish_live_all(
+                items.iter().map(|(f, _)| LiveTopic::User(*f)).collect(),
+                update,
+            )
+            .await;
         }
         metrics::counter!("starling_fanout_deliveries_total").increment(delivered);
         Ok(())
+    }
+
+    /// Tells the public and hashtag streams about a public post.
+    async fn tell_public_streams(&self, status: &Status, event: LiveEvent) {
+        if !status.is_public_post() {
+            return;
+        }
+        if status.on_public_timelines() {
+            self.publish_live(&LiveTopic::Public, event).await;
+        }
+        self.publish_live_all(
+            status
+                .tags
+                .iter()
+                .map(|t| LiveTopic::Tag(t.clone()))
+                .collect(),
+            event,
+        )
+        .await;
     }
 
     /// Marks an account large when it reaches the threshold, and fanned-out

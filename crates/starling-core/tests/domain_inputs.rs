@@ -44,6 +44,7 @@ async fn world() -> World {
             media: Arc::new(starling_media::FsStorage::new(
                 std::env::temp_dir().join("starling-core-test-media"),
             )),
+            live: std::sync::Arc::new(starling_bus::InProcessLive::new()),
         },
         Arc::new(IdGenerator::new()),
         clock,

@@ -142,6 +142,7 @@ impl World {
                 media: std::sync::Arc::new(starling_media::FsStorage::new(
                     std::env::temp_dir().join("starling-core-test-media"),
                 )),
+                live: std::sync::Arc::new(starling_bus::InProcessLive::new()),
             },
             self.ids.clone(),
             Arc::new(SystemClock),

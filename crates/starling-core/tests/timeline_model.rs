@@ -212,6 +212,7 @@ async fn world(large_account_threshold: i64, recent_ids_per_author: usize) -> Wo
             media: std::sync::Arc::new(starling_media::FsStorage::new(
                 std::env::temp_dir().join("starling-core-test-media"),
             )),
+            live: std::sync::Arc::new(starling_bus::InProcessLive::new()),
         },
         ids,
         clock.clone(),

@@ -28,6 +28,15 @@ pub enum EventKind {
         status_id: Id,
         author_id: Id,
         reblog_of_id: Option<Id>,
+        /// It was public and not a boost ([`crate::Status::is_public_post`]):
+        /// the public and hashtag streams are told of the delete. (Absent
+        /// in events written before it existed: those deletes reach
+        /// followers only.)
+        #[serde(default)]
+        public: bool,
+        /// Its hashtags, for the hashtag streams of a public post.
+        #[serde(default)]
+        tags: Vec<String>,
     },
     /// A follow took effect at the follower's request (the followee is
     /// told with a `follow` notification).

@@ -108,6 +108,18 @@ impl Status {
     pub fn mentions_account(&self, id: Id) -> bool {
         self.mentions.contains(&id)
     }
+
+    /// Whether it shows on the public and hashtag timelines: public, not a
+    /// boost, not a reply to someone else (the store's public index keeps
+    /// the same terms).
+    pub fn on_public_timelines(&self) -> bool {
+        self.is_public_post() && !self.is_reply_to_other()
+    }
+
+    /// Public and not a boost: what hashtag timelines show.
+    pub fn is_public_post(&self) -> bool {
+        self.visibility == Visibility::Public && !self.is_reblog()
+    }
 }
 
 /// What the viewer is to a status's author, as far as visibility cares.

@@ -805,6 +805,8 @@ impl StatusStore for SqliteStore {
                 status_id: id,
                 author_id: account_id,
                 reblog_of_id: status.reblog_of_id,
+                public: status.is_public_post(),
+                tags: status.tags.clone(),
             },
         )
         .await?;

@@ -214,6 +214,12 @@ pub struct BusConfig {
     pub subject_prefix: String,
     /// How long before the events of a worker that died go to another.
     pub ack_wait_secs: u64,
+    /// Live events (streaming) go on core NATS subjects under this prefix
+    /// (outside the stream's subjects: they are never stored).
+    pub live_subject_prefix: String,
+    /// Live events one streaming connection may have waiting before it is
+    /// closed as too slow (the client reconnects).
+    pub stream_queue: usize,
 }
 
 impl Default for BusConfig {
@@ -223,6 +229,8 @@ impl Default for BusConfig {
             stream: "STARLING_EVENTS".into(),
             subject_prefix: "starling.events".into(),
             ack_wait_secs: 30,
+            live_subject_prefix: "starling-live".into(),
+            stream_queue: 1000,
         }
     }
 }

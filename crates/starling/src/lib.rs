@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use starling_api::AppState;
-use starling_bus::{EventBus, InProcessBus, NatsBus, NatsBusConfig, RetryPolicy};
+use starling_bus::{
+    EventBus, InProcessBus, InProcessLive, LiveBus, NatsBus, NatsBusConfig, NatsLive, RetryPolicy,
+};
 use starling_cache::{
     Freshness, Invalidations, LocalInvalidations, MemoryFreshness, MemoryRateLimiter,
     MemoryTimelineCache, RateLimiter, RedisFreshness, RedisInvalidations, RedisRateLimiter,
@@ -200,6 +202,21 @@ fn open_media(config: &Config) -> anyhow::Result<Arc<dyn MediaStorage>> {
     })
 }
 
+/// Where live events go: core NATS subjects when a NATS server is
+/// configured (every process hears the others'), else this process.
+async fn open_live(config: &Config) -> anyhow::Result<Arc<dyn LiveBus>> {
+    Ok(match &config.bus.nats_url {
+        Some(url) => Arc::new(
+            NatsLive::connect(url, &config.bus.live_subject_prefix)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("connecting to NATS for live events (bus.nats_url): {e}")
+                })?,
+        ),
+        None => Arc::new(InProcessLive::new()),
+    })
+}
+
 /// The use cases over a store, with the configured caches.
 pub async fn build_core(
     config: &Config,
@@ -234,6 +251,7 @@ pub async fn build_core(
         };
     let shared_objects = open_shared_objects(config).await?;
     let media = open_media(config)?;
+    let live = open_live(config).await?;
     let core = Core::new(
         Seams {
             store,
@@ -241,6 +259,7 @@ pub async fn build_core(
             invalidations,
             shared_objects,
             media,
+            live,
         },
         Arc::new(ids),
         clock,
@@ -249,6 +268,7 @@ pub async fn build_core(
             registrations_open: config.registrations_open,
             base_url: base_url.trim_end_matches('/').to_owned(),
             large_account_threshold: config.large_account_threshold,
+            stream_queue: config.bus.stream_queue,
             object_cache_capacity: config.cache.object_capacity.max(1),
             object_cache_ttl,
             shared_object_ttl: Duration::from_secs(config.cache.object_ttl_secs),

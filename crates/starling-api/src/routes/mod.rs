@@ -11,6 +11,7 @@ pub mod probe;
 pub mod search;
 pub mod startup;
 pub mod statuses;
+pub mod streaming;
 pub mod timelines;
 
 use std::collections::HashMap;
@@ -85,6 +86,7 @@ const READ_ACCOUNTS: &[Scope] = &[ReadAccounts];
 /// A profile update may carry a picture and a header (16 MiB each at most).
 const PROFILE_BODY_LIMIT: usize = 40 * 1024 * 1024;
 const READ_STATUSES: &[Scope] = &[ReadStatuses];
+const STREAMING: &[Scope] = &[ReadStatuses, ReadNotifications];
 
 route_table! {
     // Operations.
@@ -198,6 +200,22 @@ route_table! {
     GET "/api/v1/media/{id}" => media::show, Access::User(&[WriteMedia]);
     PUT "/api/v1/media/{id}" => media::update, Access::User(&[WriteMedia]);
     GET "/media/{id}/{file}" => media::file, Access::Public;
+    // Streaming: which channel needs a user (and which scope) is checked
+    // per subscription (a WebSocket subscribes after its handshake).
+    GET "/api/v1/streaming" => streaming::socket, Access::Optional(STREAMING);
+    GET "/api/v1/streaming/health" => streaming::health, Access::Public;
+    GET "/api/v1/streaming/user" => streaming::user, Access::Optional(STREAMING);
+    GET "/api/v1/streaming/user/notification" => streaming::user_notification,
+        Access::Optional(STREAMING);
+    GET "/api/v1/streaming/public" => streaming::public, Access::Optional(STREAMING);
+    GET "/api/v1/streaming/public/local" => streaming::public_local, Access::Optional(STREAMING);
+    GET "/api/v1/streaming/public/remote" => streaming::public_remote,
+        Access::Optional(STREAMING);
+    GET "/api/v1/streaming/hashtag" => streaming::hashtag, Access::Optional(STREAMING);
+    GET "/api/v1/streaming/hashtag/local" => streaming::hashtag_local,
+        Access::Optional(STREAMING);
+    GET "/api/v1/streaming/list" => streaming::list, Access::Optional(STREAMING);
+    GET "/api/v1/streaming/direct" => streaming::direct, Access::Optional(STREAMING);
 }
 
 /// The endpoint a routed request matched, by method and path pattern

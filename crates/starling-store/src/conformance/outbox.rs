@@ -42,6 +42,8 @@ pub async fn outbox_hands_out_events_in_commit_order(store: &dyn Store) {
                 status_id: late.id,
                 author_id: alice,
                 reblog_of_id: None,
+                public: late.is_public_post(),
+                tags: late.tags.clone(),
             },
         ),
         stamped(

@@ -413,6 +413,8 @@ pub async fn delete_status_cleans_up_everything(store: &dyn Store) {
                 status_id: doomed.id,
                 author_id: alice.id,
                 reblog_of_id: None,
+                public: doomed.is_public_post(),
+                tags: doomed.tags.clone(),
             }
         )],
         "one StatusDeleted event, stamped with the stamp, stands for the status and its boosts"
@@ -537,6 +539,8 @@ pub async fn deleting_a_boost_fixes_the_original(store: &dyn Store) {
                 status_id: bobs.id,
                 author_id: bob.id,
                 reblog_of_id: Some(original.id),
+                public: false,
+                tags: bobs.tags.clone(),
             }
         )],
         "deleting a boost emits StatusDeleted naming what it boosted"

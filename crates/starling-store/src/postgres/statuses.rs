@@ -357,6 +357,8 @@ impl PgStore {
                 status_id: id,
                 author_id: account_id,
                 reblog_of_id: status.reblog_of_id,
+                public: status.is_public_post(),
+                tags: status.tags.clone(),
             },
         );
         self.commit(side).await?;

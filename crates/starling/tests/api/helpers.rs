@@ -185,6 +185,13 @@ impl TestApp {
         }
     }
 
+    /// Starts the server's shutdown (as SIGTERM does).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Waits until every event written so far has been handled by every
     /// consumer (fan-out, notifications): call before asserting on other
     /// users' notifications or home timelines.

@@ -25,5 +25,6 @@ mod search;
 mod security;
 mod startup;
 mod statuses;
+mod streaming;
 mod timelines;
 mod visibility;
