@@ -125,10 +125,29 @@ pub fn paged_json(settings: &ApiSettings, uri: &Uri, body: Vec<u8>, cursors: &[I
     with_link(settings, uri, cursors, response)
 }
 
-fn with_link(
+/// As [`paged`], for lists of accounts: as Mastodon's account lists do,
+/// `next` only when the page is full (megalodon's `get_all` follows `next`
+/// and fails on an empty last page without a Link header).
+pub fn paged_accounts<T: Serialize>(
+    settings: &ApiSettings,
+    uri: &Uri,
+    items: Vec<T>,
+    cursors: &[Id],
+    limit: usize,
+) -> Response {
+    let full = cursors.len() >= limit;
+    link_response(settings, uri, cursors, full, Json(items).into_response())
+}
+
+fn with_link(settings: &ApiSettings, uri: &Uri, cursors: &[Id], response: Response) -> Response {
+    link_response(settings, uri, cursors, true, response)
+}
+
+fn link_response(
     settings: &ApiSettings,
     uri: &Uri,
     cursors: &[Id],
+    with_next: bool,
     mut response: Response,
 ) -> Response {
     let mut base = settings.public_url.clone();
@@ -138,7 +157,16 @@ fn with_link(
         uri.query(),
         cursors.first().copied(),
         cursors.last().copied(),
-    );
+    )
+    .map(|link| {
+        if with_next {
+            link
+        } else {
+            // Keep `prev` only.
+            link.split_once(", ")
+                .map_or(link.clone(), |(_, prev)| prev.to_owned())
+        }
+    });
     if let Some(value) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LINK, value);
     }

@@ -13,7 +13,7 @@ use starling_domain::Id;
 use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, StatusJson};
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{paged, paged_json, PageRequest, ACCOUNTS, STATUSES};
+use crate::pagination::{paged, paged_accounts, paged_json, PageRequest, ACCOUNTS, STATUSES};
 use crate::params::{de, strict_bool, Params};
 use crate::render::statuses_array;
 use crate::AppState;
@@ -216,7 +216,9 @@ pub fn account_list(
         .iter()
         .map(|(_, a)| AccountJson::new(a, &state.settings))
         .collect();
-    paged(&state.settings, uri, items, &cursors)
+    // The handler parsed the same query already: this cannot fail there.
+    let limit = PageRequest::parse(uri.query(), ACCOUNTS).map_or(usize::MAX, |p| p.limit);
+    paged_accounts(&state.settings, uri, items, &cursors, limit)
 }
 
 /// `GET /api/v1/favourites`: paged by favourite id.
