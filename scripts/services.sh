@@ -46,13 +46,32 @@ ensure_redis() {
 }
 
 ensure_nats() {
-  up 4222 && return 0
-  log "starting NATS with JetStream"
-  command -v nats-server >/dev/null || apt_install nats-server
-  mkdir -p /var/lib/nats-server
-  start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
-    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
-  wait_up 4222 NATS
+  if ! up 4222; then
+    log "starting NATS with JetStream"
+    command -v nats-server >/dev/null || apt_install nats-server
+    mkdir -p /var/lib/nats-server
+    start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
+      -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+    wait_up 4222 NATS
+  fi
+  nats_keep_stream
+}
+
+# One stream that always exists. The tests create and delete streams of
+# their own in parallel; when the last one goes, nats-server removes its
+# store's streams directory, and a stream created at that moment fails
+# ("could not create storage directory", seen in CI). With this stream the
+# directory stays. Created over the plain protocol (no NATS CLI needed);
+# creating it again changes nothing.
+nats_keep_stream() {
+  local body='{"name":"STARLING_TEST_KEEP","subjects":["starling-test-keep.never"],"storage":"file","max_msgs":1}'
+  {
+    exec 3<>/dev/tcp/127.0.0.1/4222 || return 0
+    printf 'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.CREATE.STARLING_TEST_KEEP %d\r\n%s\r\nPING\r\n' \
+      "${#body}" "$body" >&3
+    timeout 5 grep -m1 -q PONG <&3 || true
+    exec 3>&-
+  } 2>/dev/null
 }
 
 ensure_pgbouncer() {

@@ -59,6 +59,9 @@ pub struct ApiSettings {
     pub media_base_url: Option<String>,
     /// Largest upload request (`POST /api/v{1,2}/media`, profile images).
     pub max_upload_bytes: usize,
+    /// How often an idle SSE stream says `:thump` (WebSockets are pinged
+    /// every other beat); each beat also checks the stream's token.
+    pub stream_heartbeat: Duration,
 }
 
 impl ApiSettings {
@@ -74,6 +77,7 @@ impl ApiSettings {
             bench_probe: false,
             media_base_url: None,
             max_upload_bytes: 100 * 1024 * 1024,
+            stream_heartbeat: Duration::from_secs(15),
         }
     }
 

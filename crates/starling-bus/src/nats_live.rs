@@ -17,9 +17,10 @@
 //! every timeline read also waits on. docs/BENCHMARKS.md ("Streaming") has
 //! the figures.
 //!
-//! [`LiveBus::subscribe`] flushes the connection (a round trip to the
-//! server) before it returns, so the server has the subscription by then and
-//! every later publish, from any process, reaches it. While NATS is down,
+//! [`LiveBus::subscribe`] waits for a round trip to the server (a message to
+//! an inbox of its own coming back) before it returns, so the server has the
+//! subscription by then and every later publish, from any process, reaches
+//! it. While NATS is down,
 //! publishes fail fast (the consumers log and go on: nothing durable is
 //! lost) and subscriptions resume by themselves when the client reconnects.
 
@@ -30,6 +31,9 @@ use futures_util::StreamExt;
 
 use crate::live::{check_topic, LiveBus, LiveSubscription};
 use crate::{BusError, BusResult};
+
+/// Longest wait for the server to confirm a subscription.
+const ROUND_TRIP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The default subject prefix of live events.
 pub const DEFAULT_LIVE_PREFIX: &str = "starling-live";
@@ -71,6 +75,35 @@ impl NatsLive {
         format!("{}.{topic}", self.prefix)
     }
 
+    /// Returns once the server has processed everything this connection
+    /// sent before (a subscription, say): a message to a fresh inbox of
+    /// ours comes back, and the server handles one connection's protocol
+    /// in order. (`flush` only empties the client's buffer: a publish by
+    /// another process could still reach the server before the
+    /// subscription.)
+    async fn round_trip(&self) -> BusResult<()> {
+        let inbox = self.client.new_inbox();
+        let mut echo = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.client
+            .publish(inbox, Bytes::new())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        match tokio::time::timeout(ROUND_TRIP_TIMEOUT, echo.next()).await {
+            Ok(Some(_)) => Ok(()),
+            _ => Err(BusError::Unavailable(
+                "NATS did not answer in time".to_owned(),
+            )),
+        }
+    }
+
     fn down(&self) -> Option<BusError> {
         (self.client.connection_state() != State::Connected)
             .then(|| BusError::Unavailable("not connected to NATS".to_owned()))
@@ -101,10 +134,7 @@ impl LiveBus for NatsLive {
             .subscribe(self.subject(topic))
             .await
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        self.client
-            .flush()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.round_trip().await?;
         Ok(Box::new(NatsSubscription { subscriber }))
     }
 }

@@ -75,6 +75,9 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     pub request_timeout_secs: u64,
+    /// How often idle streams get a heartbeat (SSE `:thump`; WebSocket
+    /// pings every other beat), which also ends streams of revoked tokens.
+    pub stream_heartbeat_ms: u64,
     /// Read connections to the SQLite file.
     pub sqlite_readers: u32,
     /// Password hashes computed at once (each takes ~19 MiB and a core).
@@ -320,6 +323,7 @@ impl Default for Config {
             log_level: "info,sqlx=warn".into(),
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            stream_heartbeat_ms: 15_000,
             sqlite_readers: 8,
             password_hash_concurrency: 2,
             rate_limits: RateLimitConfig::default(),
@@ -467,6 +471,7 @@ impl Config {
             bench_probe: self.bench_probe,
             media_base_url: self.media.base_url.clone(),
             max_upload_bytes: self.media.max_upload_bytes,
+            stream_heartbeat: Duration::from_millis(self.stream_heartbeat_ms.max(10)),
         }
     }
 

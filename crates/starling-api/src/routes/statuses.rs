@@ -13,7 +13,7 @@ use starling_domain::Id;
 use crate::auth::{Auth, MaybeAuth};
 use crate::entities::{AccountJson, StatusJson};
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{paged, paged_accounts, paged_json, PageRequest, ACCOUNTS, STATUSES};
+use crate::pagination::{paged_accounts, paged_json, PageRequest, ACCOUNTS, STATUSES};
 use crate::params::{de, strict_bool, Params};
 use crate::render::statuses_array;
 use crate::AppState;

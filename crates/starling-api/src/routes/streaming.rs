@@ -4,7 +4,7 @@
 //! event is and who sees it is [`crate::streaming`]'s business.
 //!
 //! - SSE: `200 text/event-stream`, `:)` at once, `:thump` every
-//!   [`SSE_HEARTBEAT`], events as `event: update` / `data: {json}` (a bare id
+//!   heartbeat (`ApiSettings::stream_heartbeat`, 15 s as Mastodon), events as `event: update` / `data: {json}` (a bare id
 //!   for `delete`), with `id:` set to the status or notification id so that
 //!   a client reconnecting with `Last-Event-ID` gets what it missed (at most
 //!   [`crate::streaming::BACKLOG`] of each kind) and nothing twice.
@@ -13,7 +13,7 @@
 //!   `{"type":"subscribe","stream":…}` and `unsubscribe` messages, or
 //!   `?stream=` in the URL (megalodon); events as
 //!   `{"stream":[…],"event":…,"payload":"<json as a string>"}`; a ping every
-//!   [`WS_PING`].
+//!   other heartbeat.
 //!
 //! A connection ends with its token (revoked or expired: checked at each
 //! heartbeat), when its reader falls too far behind (close code 1013, "try
@@ -42,10 +42,6 @@ use crate::params::{de, Params};
 use crate::streaming::{Channel, ChannelError, Frame, Session};
 use crate::AppState;
 
-/// How often an idle SSE stream says `:thump` (Mastodon: 15 s).
-pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
-/// How often a WebSocket is pinged.
-pub const WS_PING: Duration = Duration::from_secs(30);
 /// Largest message a client may send on the socket (subscriptions are
 /// small).
 const WS_MAX_MESSAGE: usize = 16 * 1024;
@@ -106,6 +102,7 @@ async fn sse(
     let channel = Channel::parse(name, p.tag.as_deref(), p.list.as_deref(), caller.as_ref())
         .map_err(|e| channel_error(&e))?;
     let token = caller.as_ref().and(bearer_of(headers, uri));
+    let beat = state.settings.stream_heartbeat;
     let mut session = Session::new(state, caller, token);
     session.subscribe(channel).await?;
     let mut pending: VecDeque<Bytes> = VecDeque::from([Bytes::from_static(b":)\n")]);
@@ -117,8 +114,7 @@ async fn sse(
         pending.extend(session.backlog(after).await.iter().map(sse_frame));
     }
     metrics::counter!("starling_streaming_connections_total", "transport" => "sse").increment(1);
-    let mut heartbeat =
-        tokio::time::interval_at(tokio::time::Instant::now() + SSE_HEARTBEAT, SSE_HEARTBEAT);
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let body = futures_util::stream::unfold(
         (session, pending, heartbeat),
@@ -245,6 +241,7 @@ pub async fn socket(
                 .collect()
         })
         .unwrap_or_default();
+    let ping = state.settings.stream_heartbeat * 2;
     let mut session = Session::new(state, Some(principal), token);
     if let Some(channel) = first {
         session.subscribe(channel).await?;
@@ -254,7 +251,7 @@ pub async fn socket(
     Ok(upgrade
         .protocols(offered)
         .max_message_size(WS_MAX_MESSAGE)
-        .on_upgrade(move |socket| run_socket(socket, session)))
+        .on_upgrade(move |socket| run_socket(socket, session, ping)))
 }
 
 /// What a client sends on the socket.
@@ -267,8 +264,8 @@ struct ClientMessage {
     list: Option<serde_json::Value>,
 }
 
-async fn run_socket(mut socket: WebSocket, mut session: Session) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + WS_PING, WS_PING);
+async fn run_socket(mut socket: WebSocket, mut session: Session, every: Duration) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

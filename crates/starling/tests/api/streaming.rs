@@ -643,3 +643,44 @@ async fn streams_work_on_postgresql_too() {
     sse.until(|e, d| e.event == "notification" && d["type"] == "mention")
         .await;
 }
+
+#[tokio::test]
+async fn a_revoked_token_ends_its_streams_at_the_next_heartbeat() {
+    let app = TestApp::spawn_with(|c| c.stream_heartbeat_ms = 100).await;
+    let user = app.user().await;
+    let client = app.create_app("read", "urn:ietf:wg:oauth:2.0:oob").await;
+    let token = app.password_token(&user, &client, "read").await.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut sse = Sse::open(&app, "/api/v1/streaming/user", Some(&token)).await;
+    let mut ws = socket(&app, "?stream=user", &token).await;
+    sse.fill_until(|s| s.comments.iter().any(|c| c == "thump"))
+        .await;
+    app.post_form(
+        "/oauth/revoke",
+        None,
+        &[
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.as_str()),
+            ("token", token.as_str()),
+        ],
+    )
+    .await
+    .expect(200);
+    assert!(!sse.fill_until(|_| false).await, "the SSE response ends");
+    let close = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1008),
+        other => panic!("expected a close frame 1008, got {other:?}"),
+    }
+}
