@@ -54,7 +54,11 @@ impl Head {
 
 /// The whole document around `main`.
 pub fn document(s: &ApiSettings, head: &Head, main: &str) -> String {
-    let description = head.description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let description = head
+        .description
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let description = excerpt(&description, 300);
     let mut meta = format!(
         "<meta name=\"description\" content=\"{d}\">\
