@@ -97,7 +97,7 @@ pub fn document(s: &ApiSettings, head: &Head, main: &str) -> String {
          <header class=\"site\"><a class=\"home\" href=\"/\">{site}</a>\
          <nav aria-label=\"Site\"><a href=\"/public/local\">Local timeline</a><a href=\"/about\">About</a></nav></header>\
          <main id=\"main\">{main}</main>\
-         <footer class=\"foot\"><p>{site} runs Starling. Sign in with any Mastodon app at <code>{domain}</code>.</p></footer>\
+         <footer class=\"foot\"><p>Powered by Starling. Sign in with any Mastodon app at <code>{domain}</code>.</p></footer>\
          </body></html>",
         lang = a(&head.lang),
         title = t(&head.title),
@@ -307,20 +307,21 @@ pub fn pager(path: &str, views: &[StatusView], limit: usize) -> String {
 /// tags dropped, paragraphs become spaces, entities decoded.
 pub fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
+    let mut tag: Option<String> = None;
     for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-            }
-            '>' if in_tag => {
-                in_tag = false;
-                if !out.ends_with(' ') {
+        match (&mut tag, c) {
+            (None, '<') => tag = Some(String::new()),
+            (Some(name), '>') => {
+                // Paragraphs and line breaks separate words; inline tags
+                // (links, spans) do not.
+                let name = name.trim_start_matches('/');
+                if name.starts_with('p') || name.starts_with("br") {
                     out.push(' ');
                 }
+                tag = None;
             }
-            _ if !in_tag => out.push(c),
-            _ => {}
+            (Some(name), c) => name.push(c),
+            (None, c) => out.push(c),
         }
     }
     let decoded = html_escape::decode_html_entities(&out);
@@ -360,8 +361,8 @@ mod tests {
     #[test]
     fn plain_text_drops_tags_and_decodes() {
         assert_eq!(
-            plain_text("<p>a &amp; <a href=\"x\">b</a></p><p>c&lt;d</p>"),
-            "a & b c<d"
+            plain_text("<p>a &amp; <a href=\"x\">#<span>b</span></a></p><p>c&lt;d<br>e</p>"),
+            "a & #b c<d e"
         );
     }
 
