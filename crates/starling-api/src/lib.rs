@@ -19,6 +19,7 @@ pub mod html;
 pub mod media;
 pub mod middleware;
 pub mod middleware_fresh;
+pub mod pages;
 pub mod pagination;
 pub mod params;
 pub mod render;

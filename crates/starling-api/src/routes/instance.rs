@@ -26,7 +26,7 @@ pub struct StatsCache {
 
 const STATS_TTL: Duration = Duration::from_secs(60);
 
-async fn user_count(state: &AppState) -> ApiResult<u64> {
+pub(crate) async fn user_count(state: &AppState) -> ApiResult<u64> {
     if let Ok(guard) = state.stats.users.lock() {
         if let Some((at, n)) = *guard {
             if at.elapsed() < STATS_TTL {

@@ -25,6 +25,7 @@ use starling_domain::Scope;
 use starling_domain::Scope::*;
 
 use crate::error::ApiError;
+use crate::pages;
 use crate::AppState;
 
 /// Who may call an endpoint, as Mastodon's controllers say it
@@ -216,6 +217,17 @@ route_table! {
         Access::Optional(STREAMING);
     GET "/api/v1/streaming/list" => streaming::list, Access::Optional(STREAMING);
     GET "/api/v1/streaming/direct" => streaming::direct, Access::Optional(STREAMING);
+    // Public pages (HTML for anonymous readers; `pages`): no token is
+    // looked at, and outside `/api/` no API budget is counted.
+    GET "/@{username}" => pages::profile, Access::Public;
+    GET "/@{username}/{id}" => pages::status, Access::Public;
+    GET "/users/{username}" => pages::user_uri, Access::Public;
+    GET "/users/{username}/statuses/{id}" => pages::status_uri, Access::Public;
+    GET "/tags/{tag}" => pages::tag, Access::Public;
+    GET "/public/local" => pages::local, Access::Public;
+    GET "/about" => pages::about, Access::Public;
+    GET "/assets/{file}" => pages::assets::file, Access::Public;
+    GET "/api/oembed" => pages::oembed, Access::Public;
 }
 
 /// The endpoint a routed request matched, by method and path pattern

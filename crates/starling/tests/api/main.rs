@@ -20,6 +20,7 @@ mod http_rules;
 mod media;
 mod notifications;
 mod oauth;
+mod pages;
 mod process;
 mod search;
 mod security;
