@@ -503,7 +503,7 @@ mod tests {
         )
         .await;
         // Each topic keeps its order; two topics may interleave.
-        let mut got = vec![next(&mut a).await.unwrap(), next(&mut a).await.unwrap()];
+        let mut got = [next(&mut a).await.unwrap(), next(&mut a).await.unwrap()];
         got.sort_by_key(|d| d.topic.to_string());
         assert_eq!(&*got[0].topic, "public");
         assert_eq!(got[0].event, LiveEvent::Update { id: id(5) });
