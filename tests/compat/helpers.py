@@ -7,6 +7,7 @@ import re
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import zlib
@@ -17,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 from urllib.parse import urljoin
 
 import requests
-from mastodon import Mastodon
+from mastodon import Mastodon, StreamListener
 
 # Every client call gets a bounded timeout so a hung server fails the test
 # instead of hanging the run (Mastodon.py's default is 300 s).
@@ -77,6 +78,95 @@ def wait_for(fetch: Callable[[], T], until: Callable[[T], bool] = bool, what: st
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value:\n{value!r}")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# Streaming: what a listener heard, waited for like everything else
+# ---------------------------------------------------------------------------
+
+class Recorder(StreamListener):
+    """A Mastodon.py StreamListener that keeps every event it is handed
+    (`(name, payload, for_stream)`, payloads as Mastodon.py parsed them), the
+    heartbeats (`:)` and `:thump` comment lines on SSE) and any abort."""
+
+    def __init__(self, name: str = "stream"):
+        super().__init__()
+        self.name = name
+        self.events: List[Tuple[str, object, object]] = []
+        self.heartbeats = 0
+        self.aborts: List[Exception] = []
+        self._lock = threading.Lock()
+
+    def on_any_event(self, name, data=None, for_stream=None):
+        with self._lock:
+            self.events.append((name, data, for_stream))
+
+    def handle_heartbeat(self):
+        with self._lock:
+            self.heartbeats += 1
+
+    def on_abort(self, err):
+        with self._lock:
+            self.aborts.append(err)
+
+    def snapshot(self) -> List[Tuple[str, object, object]]:
+        with self._lock:
+            return list(self.events)
+
+    def find(self, name: str, want: Callable[[object], bool]):
+        return next(((n, p, s) for (n, p, s) in self.snapshot() if n == name and want(p)), None)
+
+    def wait(self, name: str, want: Callable[[object], bool], what: str):
+        """The first `name` event whose payload `want` accepts: (payload, for_stream)."""
+        found = wait_for(lambda: self.find(name, want), lambda e: e is not None,
+                         what=f"{what} ({name}) on {self.name}; aborts: {self.aborts!r}")
+        return found[1], found[2]
+
+    def wait_connected(self):
+        """SSE: the server's `:)`, written once the stream is subscribed."""
+        wait_for(lambda: self.heartbeats, what=f"{self.name} to open (its first `:)`)")
+
+
+def same_id(a, b) -> bool:
+    return str(a) == str(b)
+
+
+def until_listening(post: Callable[[], object], *recorders: "Recorder", what: str = "a probe post") -> None:
+    """A WebSocket subscription is a message nothing answers: post (with
+    `post`, which returns the status) every half second until every recorder
+    heard one of those posts as an `update`, so later events are surely heard."""
+    posted: List[str] = []
+
+    def heard_by_all():
+        posted.append(str(post()["id"]))
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            if all(r.find("update", lambda s: str(s["id"]) in posted) for r in recorders):
+                return True
+            time.sleep(POLL_INTERVAL)
+        return False
+
+    wait_for(heard_by_all, what=f"{what} heard on {', '.join(r.name for r in recorders)}", interval=0)
+
+
+def close_streams(*handles, wake: Optional[Callable[[], object]] = None) -> None:
+    """Closes stream handles and checks that their threads end.
+
+    Mastodon.py's `close()` of an SSE stream returns once the server writes
+    again (http.client's close waits for the handle's thread, blocked in a
+    read), that is at the next 15 s heartbeat: `wake` (a post these streams
+    carry), sent until every close() returned, saves that wait."""
+    closers = [threading.Thread(target=h.close) for h in handles]
+    for c in closers:
+        c.start()
+    deadline = time.monotonic() + 20
+    while any(c.is_alive() for c in closers) and time.monotonic() < deadline:
+        if wake is not None and all(h.closed for h in handles):
+            wake()
+        time.sleep(0.3)
+    for h in handles:
+        h.join(5)
+        assert not h.is_alive(), "a stream's thread still runs after close()"
 
 
 def text_of(fragment: str) -> str:

@@ -20,6 +20,10 @@
 #                     run with rate limits off
 #   COMPAT_EXPECT_CDN 1: media URLs must point at a CDN in front of the server
 #                     (the local cluster's nginx), else test_media_cdn.py fails
+#   COMPAT_CLUSTER_SCRIPT  the local cluster's scripts/cluster, with COMPAT_TARGET
+#                     its load balancer: test_streaming_failover.py stops (and
+#                     starts again) the api process holding its streams; skipped
+#                     when unset
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +42,11 @@ case "$SUITES" in
 esac
 if [[ "$RUN_PY" -eq 0 && "$#" -gt 0 ]]; then
   log "COMPAT_SUITES=js: ignoring the pytest args: $*"
+fi
+
+# test_streaming_failover.py runs the cluster script from pytest (in the repo root).
+if [[ -n "${COMPAT_CLUSTER_SCRIPT:-}" && "$COMPAT_CLUSTER_SCRIPT" != /* ]]; then
+  export COMPAT_CLUSTER_SCRIPT="$CALLER_PWD/$COMPAT_CLUSTER_SCRIPT"
 fi
 
 # ---------------------------------------------------------------- binary
@@ -104,8 +113,11 @@ run_py_suite() {
 }
 run_js_suite() {
   # node --test runs every *.test.js under tests/compat/js (never node_modules).
+  # --test-force-exit: megalodon's streaming keeps keep-alive timers (a ping
+  # 10 s after connecting, then a check a minute later) that stop() leaves
+  # running; the file's process would wait for them after its tests ended.
   # shellcheck disable=SC2086
-  (cd "$JS_DIR" && node --test --test-reporter=spec ${COMPAT_NODE_ARGS:-})
+  (cd "$JS_DIR" && node --test --test-force-exit --test-reporter=spec ${COMPAT_NODE_ARGS:-})
 }
 # Runs the selected suites against $STARLING_URL; the second runs even if the
 # first failed, and the result fails if either did.

@@ -31,6 +31,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
 use starling_core::Principal;
@@ -288,7 +289,15 @@ async fn run_socket(mut socket: WebSocket, mut session: Session, every: Duration
             message = socket.recv() => {
                 let text = match message {
                     Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(Message::Close(_))) => {
+                        // The client closes: the close frame tungstenite
+                        // queued in reply goes out only with a later write
+                        // or read, so send it now (else the client sees the
+                        // connection drop, 1006, not a clean close).
+                        let _ = socket.flush().await;
+                        return;
+                    }
+                    None | Some(Err(_)) => return,
                     // Pings are answered by the socket itself.
                     Some(Ok(_)) => continue,
                 };

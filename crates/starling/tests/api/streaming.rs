@@ -9,6 +9,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{TestApp, User};
@@ -540,6 +542,28 @@ async fn a_socket_needs_a_user_token() {
     match tokio_tungstenite::connect_async(request).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("expected a 401 handshake, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_socket_the_client_closes_gets_the_close_frame_back() {
+    let app = TestApp::spawn().await;
+    let reader = app.user().await;
+    let mut ws = socket(&app, "?stream=user", &reader.token).await;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    // RFC 6455 5.5.1: the server answers with a close frame (clients that
+    // get none report 1006, an abnormal closure), then the socket ends.
+    let reply = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("answered in time");
+    match reply {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal),
+        other => panic!("expected the close frame back, got {other:?}"),
     }
 }
 
