@@ -130,6 +130,17 @@ impl Api {
         text_of(&v, "id")
     }
 
+    /// An account as the server shows it.
+    pub async fn account(&self, token: &str, account_id: &str) -> anyhow::Result<Value> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v1/accounts/{account_id}")))
+                .bearer_auth(token),
+            "account",
+        )
+        .await
+    }
+
     pub async fn follow(&self, token: &str, account_id: &str) -> anyhow::Result<()> {
         self.send(
             self.http

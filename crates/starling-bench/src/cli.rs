@@ -33,6 +33,20 @@ pub enum Command {
     /// Step the rate up until p99 breaks a bound; report the highest
     /// sustainable rate (and the ceiling probe's), as JSON and SVG charts.
     Sweep(SweepArgs),
+    /// Upload a generated ~2 MB JPEG (or any size) again and again over
+    /// POST /api/v2/media until each upload's URL is ready; report uploads
+    /// per second, the time to a ready URL, the server's CPU and memory per
+    /// upload, and how fast the origin serves the preview against the
+    /// ceiling probe.
+    Media(crate::media::MediaArgs),
+    /// Open N user streams (SSE) of one author's followers, post, and
+    /// report the time from the POST to each stream's update event, and the
+    /// server's memory per open stream.
+    Stream(crate::stream::StreamArgs),
+    /// The live-event seam on core NATS against Redis pub/sub: publish to
+    /// receive latency and throughput, for one subject and for a subject
+    /// per user.
+    Live(crate::live::LiveArgs),
 }
 
 /// Parses `250ms`, `10s`, `2m`, `1h` or a bare number of seconds.

@@ -12,8 +12,9 @@
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -83,5 +84,27 @@ impl Conn {
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
         Ok((status, body.len()))
+    }
+
+    /// Sends `req` and reads the whole response; returns its status and
+    /// body.
+    pub async fn send_collect(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), hyper::Error> {
+        let resp = self.request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    /// Sends `req` and returns the response as it starts: its body is read
+    /// by the caller as it comes (a stream of server-sent events).
+    pub async fn request(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
+        self.sender.ready().await?;
+        self.sender.send_request(req).await
     }
 }

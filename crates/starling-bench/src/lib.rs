@@ -17,6 +17,12 @@
 //! - [`sweep`] raises the rate until p99 breaks a bound and reports the
 //!   highest sustainable rate, as JSON and SVG charts ([`chart`]).
 //!
+//! Three more measure what the request-response load does not: [`media`]
+//! (uploads end to end, processing's memory, serving a preview), [`stream`]
+//! (a post's way to its followers' open streams, memory per stream) and
+//! [`live`] (the live-event seam on core NATS against Redis pub/sub);
+//! [`procstat`] reads the server process's memory and CPU time for them.
+//!
 //! The load generator shares the machine with the server it measures, so
 //! its hot path is lean: one hyper connection per task ([`client`]), a fast
 //! PRNG ([`rng`]), a lock-free recorder per task.
@@ -28,11 +34,15 @@ pub mod client;
 pub mod engine;
 pub mod graph;
 pub mod lag;
+pub mod live;
+pub mod media;
+pub mod procstat;
 pub mod report;
 pub mod rng;
 pub mod run;
 pub mod seed;
 pub mod seed_api;
+pub mod stream;
 pub mod sweep;
 pub mod users;
 pub mod workload;
@@ -78,6 +88,27 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Sweep(args) => {
             let report = sweep::sweep(&args).await?;
+            report.print();
+            if let Some(path) = &args.json {
+                write_json(path, &report)?;
+            }
+        }
+        Command::Media(args) => {
+            let report = media::media(&args).await?;
+            report.print();
+            if let Some(path) = &args.json {
+                write_json(path, &report)?;
+            }
+        }
+        Command::Stream(args) => {
+            let report = stream::stream(&args).await?;
+            report.print();
+            if let Some(path) = &args.json {
+                write_json(path, &report)?;
+            }
+        }
+        Command::Live(args) => {
+            let report = live::live(&args).await?;
             report.print();
             if let Some(path) = &args.json {
                 write_json(path, &report)?;

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use starling::{App, Config, Role};
 use starling_bench::cli::{RunArgs, SeedArgs, SweepArgs, TargetArgs, Workload};
-use starling_bench::{run, sweep, users};
+use starling_bench::media::MediaArgs;
+use starling_bench::stream::StreamArgs;
+use starling_bench::{media, run, stream, sweep, users};
 use starling_domain::SystemClock;
 use tokio::sync::oneshot;
 
@@ -233,6 +235,63 @@ async fn seed_run_and_sweep_against_a_real_server() {
     assert!(!step.passed && step.reason.as_deref().is_some_and(|r| r.contains("p99")));
     assert_eq!(step.failed_runs.len(), 1, "{:?}", step.failed_runs);
     assert_eq!(impossible.result.highest_sustainable_rps, 0.0);
+
+    // Uploads until their URLs are ready, and the preview served against
+    // the ceiling probe (a small image: processed on the request path).
+    let pid = std::process::id();
+    let uploads = media::media(&MediaArgs {
+        target: base.clone(),
+        users_file: None,
+        data_dir: data.to_path_buf(),
+        image_bytes: 150_000,
+        save_image: None,
+        concurrency: 2,
+        uploads: 4,
+        warmup: 1,
+        rate: 0.0,
+        poll: Duration::from_millis(20),
+        timeout: Duration::from_secs(30),
+        server_pid: Some(pid),
+        serve_duration: Duration::from_millis(200),
+        serve_file: media::ServeFile::Preview,
+        serve_connections: 2,
+        json: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (uploads.ok, uploads.errors),
+        (4, 0),
+        "{:?}",
+        uploads.error_kinds
+    );
+    assert_eq!(uploads.answered_ready, 4);
+    assert!(uploads.ready_ms.p50 > 0.0 && uploads.server.is_some());
+    let preview = uploads.served.as_ref().expect("the preview was served");
+    assert!(preview.ok > 0 && preview.errors == 0 && preview.mean_body_bytes > 1_000);
+    assert!(uploads.ceiling.is_some() && uploads.served_fraction_of_ceiling.is_some());
+
+    // A few followers' streams hear each post of their author.
+    let streamed = stream::stream(&StreamArgs {
+        target: base.clone(),
+        users_file: None,
+        data_dir: data.to_path_buf(),
+        streams: 5,
+        author: None,
+        posts: 2,
+        interval: Duration::from_millis(10),
+        timeout: Duration::from_secs(10),
+        settle: Duration::from_millis(50),
+        open_concurrency: 5,
+        server_pid: Some(pid),
+        json: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(streamed.streams, 5);
+    assert_eq!((streamed.delivered, streamed.missed), (10, 0));
+    assert!(streamed.author_followers.is_some_and(|n| n >= 5));
+    assert!(streamed.delivery_ms.p50 > 0.0 && streamed.memory.is_some());
 
     let _ = stop.send(());
     let _ = server.await;
