@@ -325,12 +325,17 @@ impl Session {
                 continue;
             }
             let channel = channel.clone();
-            let frame = starling_store::with_primary_reads(self.render(&channel, delivery))
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, "a live event could not be read; skipped");
-                    None
-                });
+            // Memory first (every stream of this process renders the same
+            // status and author); the primary only when that finds nothing,
+            // as a read replica may not have what the event is about yet.
+            let frame = match self.render(&channel, delivery).await {
+                Ok(Some(frame)) => Ok(Some(frame)),
+                _ => starling_store::with_primary_reads(self.render(&channel, delivery)).await,
+            };
+            let frame = frame.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "a live event could not be read; skipped");
+                None
+            });
             if let Some(frame) = frame {
                 self.remember(i, name, id);
                 out.push(frame);

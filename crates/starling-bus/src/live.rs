@@ -28,8 +28,12 @@ use tokio::sync::broadcast;
 use crate::BusResult;
 
 /// Messages a topic's listeners may fall behind by before they lose some
-/// (counted in `starling_live_dropped_total`).
-pub const TOPIC_BUFFER: usize = 4096;
+/// (counted in `starling_live_dropped_total`). The channel's slots are
+/// allocated up front, per topic (per connected user): 4 096 cost about
+/// 230 KiB each, 256 about 14 KiB (docs/BENCHMARKS.md, "Streaming"); the
+/// hub drains each topic at once into the connections' own queues, so a
+/// short buffer loses nothing in practice.
+pub const TOPIC_BUFFER: usize = 256;
 
 /// One subscription to a topic: the messages published on it after the
 /// subscription was made, in the order each publisher sent them. Dropping
