@@ -181,15 +181,10 @@ impl Channel {
     }
 
     /// Whether this channel carries `event` heard on `topic`.
-    fn carries(
-        &self,
-        topic: &str,
-        event: &LiveEvent,
-        me: Option<Id>,
-        sources: &HomeSources,
-    ) -> bool {
-        let heard = self.topics(me, sources).iter().any(|t| t.key() == topic);
-        heard
+    /// Whether this channel, listening to the topics `heard`, carries
+    /// `event` heard on `topic`.
+    fn carries(&self, heard: &[String], topic: &str, event: &LiveEvent) -> bool {
+        heard.iter().any(|t| t == topic)
             && match (&self.kind, event) {
                 (ChannelKind::User, LiveEvent::Conversation { .. }) => false,
                 (ChannelKind::User, _) => true,
@@ -224,6 +219,9 @@ pub struct Session {
     listener: Listener,
     sources: HomeSources,
     channels: Vec<Channel>,
+    /// The bus keys of each channel's topics, decided when it subscribed
+    /// (compared with every delivery's topic).
+    heard: Vec<Vec<String>>,
     sent: HashSet<(usize, &'static str, Id)>,
     sent_order: VecDeque<(usize, &'static str, Id)>,
 }
@@ -238,6 +236,7 @@ impl Session {
             listener,
             sources: HomeSources::default(),
             channels: Vec::new(),
+            heard: Vec::new(),
             sent: HashSet::new(),
             sent_order: VecDeque::new(),
         }
@@ -264,6 +263,7 @@ impl Session {
         }
         let topics = channel.topics(self.me(), &self.sources);
         self.listener.listen(&topics).await?;
+        self.heard.push(topics.iter().map(LiveTopic::key).collect());
         self.channels.push(channel);
         Ok(())
     }
@@ -274,12 +274,8 @@ impl Session {
             return;
         };
         let channel = self.channels.remove(at);
-        let still: HashSet<String> = self
-            .channels
-            .iter()
-            .flat_map(|c| c.topics(self.me(), &self.sources))
-            .map(|t| t.key())
-            .collect();
+        self.heard.remove(at);
+        let still: HashSet<&String> = self.heard.iter().flatten().collect();
         for topic in channel.topics(self.me(), &self.sources) {
             if !still.contains(&topic.key()) {
                 self.listener.unlisten(&topic);
@@ -313,11 +309,10 @@ impl Session {
 
     /// The frames `delivery` makes for this connection's subscriptions.
     pub async fn frames(&mut self, delivery: &Delivery) -> Vec<Frame> {
-        let me = self.me();
         let mut out = Vec::new();
         for i in 0..self.channels.len() {
             let channel = &self.channels[i];
-            if !channel.carries(&delivery.topic, &delivery.event, me, &self.sources) {
+            if !channel.carries(&self.heard[i], &delivery.topic, &delivery.event) {
                 continue;
             }
             let (name, id) = key_of(&delivery.event);
@@ -456,7 +451,7 @@ impl Session {
         });
         for f in &frames {
             if let Some(id) = f.resume_id {
-                self.remember(0, f.event_key(), id);
+                self.remember(0, f.event, id);
             }
         }
         frames
@@ -512,17 +507,6 @@ impl Session {
         }
         frames.sort_by_key(|f| f.resume_id);
         Ok(frames)
-    }
-}
-
-impl Frame {
-    fn event_key(&self) -> &'static str {
-        match self.event {
-            "notification" => "notification",
-            "delete" => "delete",
-            "conversation" => "conversation",
-            _ => "update",
-        }
     }
 }
 
